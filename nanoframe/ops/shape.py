@@ -1,0 +1,241 @@
+"""Shape ops: reshape/view, flatten, transpose/permute, expand, squeeze/unsqueeze, indexing,
+cat/stack, split/chunk. Their backwards move gradients back to where the values came from."""
+import numpy as np
+
+from nanoframe.autograd import Function, unbroadcast
+from nanoframe.ops.reduce import normalize_dims
+from nanoframe.tensor import Tensor
+
+
+def _shape_arg(shape):
+    """Accept reshape(2, 3) and reshape((2, 3)) alike."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
+                             f"({x.size} elements) into {shape}") from None
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy.reshape(ctx.shape), None
+
+
+def reshape(x, *shape):
+    return Reshape.apply(x, _shape_arg(shape))
+
+
+view = reshape
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims start_dim..end_dim (inclusive) into one."""
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start, end = (normalize_dims(d, x.ndim, "flatten")[0] for d in (start_dim, end_dim))
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
+    return reshape(x, shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.inverse = tuple(np.argsort(dims))
+        return np.transpose(x, dims)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return np.transpose(gy, ctx.inverse), None
+
+
+def permute(x, *dims):
+    dims = _shape_arg(dims)
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of shape {x.shape}")
+    axes = tuple(d % x.ndim for d in dims)
+    normalize_dims(dims, x.ndim, "permute")  # range and repeat checks
+    return Permute.apply(x, axes)
+
+
+def transpose(x, dim0, dim1):
+    """Swap two dims (PyTorch's transpose; NumPy calls it swapaxes)."""
+    a, b = (normalize_dims(d, x.ndim, "transpose")[0] for d in (dim0, dim1))
+    dims = list(range(x.ndim))
+    dims[a], dims[b] = dims[b], dims[a]
+    return Permute.apply(x, tuple(dims))
+
+
+swapaxes = transpose
+
+
+class Expand(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"expand: shape {x.shape} cannot be broadcast to {shape}") from None
+
+    @staticmethod
+    def backward(ctx, gy):
+        return unbroadcast(gy, ctx.shape), None
+
+
+def expand(x, *shape):
+    """Broadcast x to `shape`; -1 keeps a dim as it is (PyTorch's expand)."""
+    shape = list(_shape_arg(shape))
+    lead = len(shape) - x.ndim
+    for i in range(x.ndim):
+        if shape[lead + i] == -1:
+            shape[lead + i] = x.shape[i]
+    return Expand.apply(x, tuple(shape))
+
+
+def broadcast_to(x, shape):
+    return Expand.apply(x, tuple(shape))
+
+
+def squeeze(x, dim=None):
+    """Drop size-1 dims (all of them, or the given ones; a non-1 dim is left as PyTorch does)."""
+    if dim is None:
+        shape = tuple(s for s in x.shape if s != 1)
+    else:
+        dims = normalize_dims(dim, x.ndim, "squeeze")
+        shape = tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1))
+    return reshape(x, shape)
+
+
+def unsqueeze(x, dim):
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise ValueError(f"unsqueeze: dim {dim} out of range for a tensor with {x.ndim} dims")
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def _normalize_index(index):
+    """Tensors become arrays, lists become arrays, boolean masks become their nonzero() indices.
+
+    Returns (index, advanced) where advanced means integer-array indexing (ids may repeat)."""
+    items = index if isinstance(index, tuple) else (index,)
+    out, advanced = [], False
+    for it in items:
+        if isinstance(it, Tensor):
+            it = it.data
+        if isinstance(it, list):
+            it = np.asarray(it)
+        if isinstance(it, np.ndarray):
+            if it.dtype == bool:
+                out.extend(np.nonzero(it))
+                advanced = True
+                continue
+            if it.dtype.kind not in "iu":
+                raise IndexError(f"index arrays must be integer or bool, got dtype {it.dtype}")
+            advanced = True
+        out.append(it)
+    return tuple(out), advanced
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, index, advanced):
+        ctx.shape, ctx.dtype, ctx.index, ctx.advanced = x.shape, x.dtype, index, advanced
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, gy):
+        gx = np.zeros(ctx.shape, dtype=gy.dtype)
+        if ctx.advanced:
+            np.add.at(gx, ctx.index, gy)  # repeated indices add up
+        else:
+            gx[ctx.index] = gy
+        return gx, None, None
+
+
+def getitem(x, index):
+    index, advanced = _normalize_index(index)
+    return GetItem.apply(x, index, advanced)
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return tuple(np.split(gy, ctx.bounds, axis=ctx.axis))
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    (axis,) = normalize_dims(dim, tensors[0].ndim, "cat")
+    return Cat.apply(*tensors, axis=axis)
+
+
+concatenate = cat
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return tuple(np.moveaxis(gy, ctx.axis, 0))
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    ndim = tensors[0].ndim + 1
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"stack: dim {dim} out of range for {ndim} dims")
+    return Stack.apply(*tensors, axis=dim % ndim)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Pieces of x along dim: of size `split_size` each (last may be smaller) or of the given sizes."""
+    (axis,) = normalize_dims(dim, x.ndim, "split")
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        size = int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        sizes = [min(size, n - i) for i in range(0, n, size)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, but dim {dim} has size {n}")
+    pieces, start = [], 0
+    for s in sizes:
+        index = (slice(None),) * axis + (slice(start, start + s),)
+        pieces.append(getitem(x, index))
+        start += s
+    return tuple(pieces)
+
+
+def chunk(x, chunks, dim=0):
+    """Split into `chunks` pieces of ceil(n / chunks) (PyTorch's chunk)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    (axis,) = normalize_dims(dim, x.ndim, "chunk")
+    n = x.shape[axis]
+    return split(x, max(-(-n // chunks), 1), dim)

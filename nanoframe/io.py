@@ -1,0 +1,494 @@
+"""Checkpoint I/O: safetensors files, nested checkpoints and atomic writes.
+
+Public API
+----------
+``save_safetensors(tensors, path, metadata=None)``
+    Write a flat ``{name: array}`` dict (plus optional ``{str: str}`` metadata)
+    as a standard safetensors file.
+``load_safetensors(path) -> dict[str, np.ndarray]``
+    Read the tensors of a safetensors file (written by anyone).
+``load_safetensors_metadata(path) -> dict[str, str]``
+    Read only the ``__metadata__`` of a safetensors file ({} if absent).
+``save(obj, path)`` / ``load(path)``
+    Save / restore a nested structure of dicts, lists, tuples, arrays and
+    JSON scalars as ONE safetensors file (see ``save`` for the layout).
+``atomic_open(path, mode="wb")``, ``atomic_write_bytes``, ``atomic_write_text``
+    Crash-safe writes: temp file in the same directory, fsync, ``os.replace``.
+
+File format (https://github.com/huggingface/safetensors)::
+
+    u64 little-endian N | N bytes UTF-8 JSON header (space padded) | data
+
+The header maps each tensor name to ``{"dtype", "shape", "data_offsets"}``,
+offsets being relative to the start of the data region, plus an optional
+``"__metadata__": {str: str}``. Loading only parses JSON and copies bytes: no
+code is ever executed, and every inconsistency raises ``ValueError``.
+
+Dtypes: F64 F32 F16 BF16 C64 I64 I32 I16 I8 U64 U32 U16 U8 BOOL.
+F16 loads as ``float16``; BF16 loads as ``float32`` (exact: a bfloat16 is the
+high half of a float32). BF16 cannot be written (numpy has no bfloat16).
+Arrays are always returned in native byte order and own writable memory.
+"""
+
+import contextlib
+import json
+import math
+import os
+import struct
+import tempfile
+
+import numpy as np
+
+__all__ = [
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "load",
+    "load_safetensors",
+    "load_safetensors_metadata",
+    "save",
+    "save_safetensors",
+]
+
+# safetensors dtype code -> little-endian numpy dtype used to read the bytes.
+# BF16 is read as raw uint16 and widened to float32 afterwards.
+_DTYPES = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+    "C64": np.dtype("<c8"),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"),
+    "U32": np.dtype("<u4"),
+    "U16": np.dtype("<u2"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+# numpy dtype (native order) -> code, for writing. BF16 is read-only.
+_CODES = {dt.newbyteorder("="): code for code, dt in _DTYPES.items() if code != "BF16"}
+
+# Same limit as the reference implementation: a header above 100 MB is
+# rejected before anything is allocated for it.
+MAX_HEADER_SIZE = 100_000_000
+_METADATA_KEY = "__metadata__"
+
+# Files created by tempfile are 0600; give final files the usual 0666 & ~umask.
+# (os.umask can only be read by setting it, so do it once at import.)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+# --------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb", encoding="utf-8"):
+    """Open ``path`` for writing so that it is replaced atomically.
+
+    Yields a file object for a temporary file in the same directory. When the
+    ``with`` block exits normally the data is flushed, fsync'ed and the temp
+    file is renamed onto ``path`` with ``os.replace`` (atomic on POSIX and
+    Windows). If the block raises, the temp file is deleted and any previous
+    file at ``path`` is left untouched.
+
+    ``mode`` must be ``"wb"`` (binary) or ``"w"`` (text, using ``encoding``).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = tempfile.NamedTemporaryFile(
+        mode=mode,
+        encoding=None if "b" in mode else encoding,
+        dir=directory,
+        prefix="." + os.path.basename(path) + ".",
+        suffix=".tmp",
+        delete=False,
+    )
+    try:
+        with tmp as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp.name, 0o666 & ~_UMASK)
+        os.replace(tmp.name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp.name)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory):
+    """Persist a rename by fsync'ing its directory (best effort, POSIX only)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path, data):
+    """Atomically replace ``path`` with the bytes ``data``."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path, text, encoding="utf-8"):
+    """Atomically replace ``path`` with the string ``text``."""
+    with atomic_open(path, "w", encoding=encoding) as f:
+        f.write(text)
+
+
+# --------------------------------------------------------------------------
+# safetensors writing
+# --------------------------------------------------------------------------
+
+
+def _as_array(value):
+    """Return ``value`` as an ndarray (ndarrays, ``__array__`` or ``.data``)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "__array__"):
+        return np.asarray(value)
+    data = getattr(value, "data", None)
+    if isinstance(data, np.ndarray):
+        return data
+    raise TypeError(f"expected an array, got {type(value).__name__}")
+
+
+def _write_array(f, array):
+    """Write ``array``'s bytes (already contiguous little-endian) to ``f``."""
+    if array.size:
+        f.write(array.reshape(-1).view(np.uint8).data)
+
+
+def save_safetensors(tensors, path, metadata=None):
+    """Write ``tensors`` (``{name: array}``) to ``path`` in safetensors format.
+
+    ``metadata`` is an optional ``{str: str}`` dict stored as ``__metadata__``.
+    Arrays may be non-contiguous or big-endian; they are converted. Tensors are
+    laid out like the reference implementation (larger itemsize first, then by
+    name), so every tensor is aligned to its itemsize. The write is atomic.
+    Raises ``TypeError`` for non-str names/metadata or unsupported dtypes.
+    """
+    if metadata is not None:
+        if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+        ):
+            raise TypeError("metadata must be a dict mapping str to str")
+
+    arrays = {}
+    for name, value in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(f"tensor names must be str, got {name!r}")
+        if name == _METADATA_KEY:
+            raise ValueError(f"{_METADATA_KEY!r} is reserved and cannot be a tensor name")
+        array = _as_array(value)
+        code = _CODES.get(array.dtype.newbyteorder("="))
+        if code is None:
+            raise TypeError(f"tensor {name!r}: unsupported dtype {array.dtype}")
+        arrays[name] = (code, array)
+
+    header = {}
+    if metadata:
+        header[_METADATA_KEY] = dict(metadata)
+    order = sorted(arrays, key=lambda n: (-arrays[n][1].dtype.itemsize, n))
+    offset = 0
+    for name in order:
+        code, array = arrays[name]
+        end = offset + array.nbytes
+        header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, end]}
+        offset = end
+
+    header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    header_bytes += b" " * (-len(header_bytes) % 8)
+    with atomic_open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header_bytes)))
+        f.write(header_bytes)
+        for name in order:
+            code, array = arrays[name]
+            little = array.astype(_DTYPES[code], order="C", copy=False)
+            _write_array(f, little)
+
+
+# --------------------------------------------------------------------------
+# safetensors reading
+# --------------------------------------------------------------------------
+
+
+def _is_int(x):
+    """True for JSON integers (``bool`` is excluded)."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _reject_duplicates(pairs):
+    """``json`` object hook: duplicate keys make a header ambiguous."""
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _read_header(f, where):
+    """Parse and validate the header of the open file ``f``.
+
+    Returns ``(entries, metadata, data_start)`` where ``entries`` is a list of
+    ``(name, code, shape, begin, end)`` sorted by offset, covering the data
+    region exactly. ``where`` names the file in error messages.
+    """
+    file_size = os.fstat(f.fileno()).st_size
+    if file_size < 8:
+        raise ValueError(f"{where}: file is {file_size} bytes, too short for a safetensors header")
+    (n,) = struct.unpack("<Q", f.read(8))
+    if n > MAX_HEADER_SIZE:
+        raise ValueError(f"{where}: header length {n} exceeds the {MAX_HEADER_SIZE}-byte limit")
+    if 8 + n > file_size:
+        raise ValueError(f"{where}: header length {n} is larger than the file ({file_size} bytes)")
+    raw = f.read(n)
+    if len(raw) != n:
+        raise ValueError(f"{where}: file truncated while reading the header")
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"{where}: header is not valid UTF-8 JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{where}: header must be a JSON object, got {type(header).__name__}")
+
+    metadata = header.pop(_METADATA_KEY, None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"{where}: {_METADATA_KEY} must be an object mapping str to str")
+
+    data_size = file_size - 8 - n
+    entries = []
+    for name, info in header.items():
+        entries.append(_parse_entry(name, info, data_size, where))
+
+    # The entries must tile the data region exactly: no overlap, no hole.
+    entries.sort(key=lambda e: (e[3], e[4]))
+    position = 0
+    for name, _, _, begin, end in entries:
+        if begin < position:
+            raise ValueError(f"{where}: tensor {name!r} overlaps the previous tensor ({begin} < {position})")
+        if begin > position:
+            raise ValueError(f"{where}: hole in the data region before tensor {name!r} ({position}..{begin})")
+        position = end
+    if position != data_size:
+        raise ValueError(
+            f"{where}: tensors cover {position} bytes but the data region is {data_size} bytes"
+        )
+    return entries, metadata, 8 + n
+
+
+def _parse_entry(name, info, data_size, where):
+    """Validate one header entry; return ``(name, code, shape, begin, end)``."""
+    what = f"{where}: tensor {name!r}"
+    if not isinstance(info, dict):
+        raise ValueError(f"{what}: entry must be an object")
+    missing = {"dtype", "shape", "data_offsets"} - info.keys()
+    if missing:
+        raise ValueError(f"{what}: entry is missing {sorted(missing)}")
+    code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(code, str) or code not in _DTYPES:
+        raise ValueError(f"{what}: unknown dtype {code!r}")
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        raise ValueError(f"{what}: shape must be a list of non-negative ints, got {shape!r}")
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(_is_int(o) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    ):
+        raise ValueError(f"{what}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}")
+    if math.prod(max(d, 1) for d in shape) * _DTYPES[code].itemsize > np.iinfo(np.intp).max:
+        raise ValueError(f"{what}: shape {shape} is too large")
+    begin, end = offsets
+    if end > data_size:
+        raise ValueError(f"{what}: data_offsets {offsets} are beyond the data region ({data_size} bytes)")
+    nbytes = math.prod(shape) * _DTYPES[code].itemsize  # Python ints: no overflow
+    if end - begin != nbytes:
+        raise ValueError(f"{what}: {end - begin} bytes stored but shape {shape} of {code} needs {nbytes}")
+    return name, code, tuple(shape), begin, end
+
+
+def _read_array(f, code, shape, where, name):
+    """Read the next tensor from ``f`` into a fresh native-order array."""
+    raw = np.empty(shape, dtype=_DTYPES[code] if code != "BOOL" else np.uint8)
+    if raw.size:
+        flat = raw.reshape(-1).view(np.uint8)
+        if f.readinto(flat) != flat.size:
+            raise ValueError(f"{where}: file truncated while reading tensor {name!r}")
+    if code == "BF16":
+        out = np.empty(shape, dtype=np.float32)
+        bits = out.view(np.uint32)
+        bits[...] = raw
+        bits <<= 16
+        return out
+    if code == "BOOL":
+        return raw.astype(np.bool_)  # normalises bytes other than 0/1
+    if not raw.dtype.isnative:
+        raw = raw.astype(raw.dtype.newbyteorder("="))
+    return raw
+
+
+def _load(path):
+    """Read ``path``; return ``(tensors, metadata)``."""
+    where = os.fspath(path)
+    with open(path, "rb") as f:
+        entries, metadata, data_start = _read_header(f, where)
+        f.seek(data_start)
+        # Entries are sorted by offset and tile the region: read sequentially.
+        tensors = {name: _read_array(f, code, shape, where, name) for name, code, shape, _, _ in entries}
+    return tensors, metadata
+
+
+def load_safetensors(path):
+    """Load all tensors of the safetensors file ``path`` as ``{name: array}``.
+
+    The header is fully validated before any tensor data is read; any problem
+    raises ``ValueError`` naming the file and the offending tensor. Returned
+    arrays own their (writable) memory. Use ``load_safetensors_metadata`` for
+    the ``__metadata__`` dict.
+    """
+    return _load(path)[0]
+
+
+def load_safetensors_metadata(path):
+    """Return the ``__metadata__`` dict of ``path`` ({} if absent).
+
+    The whole header is validated (as in ``load_safetensors``) but no tensor
+    data is read.
+    """
+    with open(path, "rb") as f:
+        _, metadata, _ = _read_header(f, os.fspath(path))
+    return metadata
+
+
+# --------------------------------------------------------------------------
+# Nested checkpoints
+# --------------------------------------------------------------------------
+
+# The skeleton is JSON in which every JSON object is a tagged node, so user
+# dict keys can never be confused with tags:
+#   {"$array": name}    tensor stored in the file under ``name``
+#   {"$dict": {k: v}}   dict (keys are str, insertion order kept)
+#   {"$tuple": [...]}   tuple (plain JSON arrays are lists)
+#   {"$float": "nan" | "inf" | "-inf"}   non-finite float
+# None, bool, int, finite float and str are stored as themselves.
+_SKELETON_KEY = "nanoframe"
+_SKELETON_VERSION = 1
+
+
+def save(obj, path):
+    """Save a nested structure as one safetensors file at ``path`` (atomic).
+
+    ``obj`` may contain dicts with str keys, lists, tuples, arrays (ndarrays,
+    numpy scalars, anything with ``__array__`` or an ndarray ``.data``),
+    int, float, str, bool and None. Every array becomes a tensor named by its
+    dotted path (``"model.wte.weight"``, ``"optimizer.state.3.exp_avg"``);
+    the rest is stored as JSON in ``__metadata__["nanoframe"]``, which refers
+    to tensors by name, so keys containing "." round-trip (clashing names get
+    a ``~1``, ``~2``... suffix). Example::
+
+        save({"model": model.state_dict(), "optimizer": opt.state_dict()}, "ckpt.safetensors")
+    """
+    tensors = {}
+
+    def encode(node, path_parts, active):
+        if isinstance(node, np.generic):  # numpy scalars (even np.float64) are arrays
+            pass
+        elif node is None or isinstance(node, (bool, int, str)):
+            return node
+        elif isinstance(node, float):
+            return node if math.isfinite(node) else {"$float": repr(node)}
+        elif isinstance(node, (dict, list, tuple)):
+            where = ".".join(path_parts) or "<root>"
+            if id(node) in active:
+                raise ValueError(f"save: cyclic reference at {where}")
+            active = active | {id(node)}
+            if isinstance(node, dict):
+                bad = [k for k in node if not isinstance(k, str)]
+                if bad:
+                    raise TypeError(f"save: dict keys must be str, got {bad[0]!r} at {where}")
+                return {"$dict": {k: encode(v, path_parts + [k], active) for k, v in node.items()}}
+            items = [encode(v, path_parts + [str(i)], active) for i, v in enumerate(node)]
+            return {"$tuple": items} if isinstance(node, tuple) else items
+        array = _as_array(node)  # raises TypeError for unsupported objects
+        name = ".".join(path_parts) or "tensor"
+        unique, i = name, 0
+        while unique in tensors or unique == _METADATA_KEY:
+            i += 1
+            unique = f"{name}~{i}"
+        tensors[unique] = array
+        return {"$array": unique}
+
+    skeleton = {"version": _SKELETON_VERSION, "root": encode(obj, [], frozenset())}
+    metadata = {_SKELETON_KEY: json.dumps(skeleton, ensure_ascii=False, allow_nan=False)}
+    save_safetensors(tensors, path, metadata=metadata)
+
+
+def load(path):
+    """Load a structure written by ``save``.
+
+    Tuples come back as tuples, numpy scalars as 0-d arrays. A safetensors
+    file without a nanoframe skeleton (e.g. from another library) loads as
+    its flat ``{name: array}`` dict. Never executes code; raises
+    ``ValueError`` on any malformed input.
+    """
+    where = os.fspath(path)
+    tensors, metadata = _load(path)
+    if _SKELETON_KEY not in metadata:
+        return tensors
+    try:
+        skeleton = json.loads(metadata[_SKELETON_KEY])
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: nanoframe skeleton is not valid JSON: {e}") from None
+    if not isinstance(skeleton, dict) or skeleton.get("version") != _SKELETON_VERSION or "root" not in skeleton:
+        raise ValueError(f"{where}: unsupported nanoframe skeleton (expected version {_SKELETON_VERSION})")
+
+    used = set()
+
+    def decode(node):
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        if isinstance(node, list):
+            return [decode(v) for v in node]
+        if not isinstance(node, dict) or len(node) != 1:
+            raise ValueError(f"{where}: malformed skeleton node {node!r:.80}")
+        (tag, value), = node.items()
+        if tag == "$array" and isinstance(value, str):
+            if value not in tensors:
+                raise ValueError(f"{where}: skeleton refers to missing tensor {value!r}")
+            if value in used:
+                raise ValueError(f"{where}: skeleton refers to tensor {value!r} twice")
+            used.add(value)
+            return tensors[value]
+        if tag == "$dict" and isinstance(value, dict):
+            return {k: decode(v) for k, v in value.items()}
+        if tag == "$tuple" and isinstance(value, list):
+            return tuple(decode(v) for v in value)
+        if tag == "$float" and value in ("nan", "inf", "-inf"):
+            return float(value)
+        raise ValueError(f"{where}: malformed skeleton node {node!r:.80}")
+
+    try:
+        root = decode(skeleton["root"])
+    except RecursionError:
+        raise ValueError(f"{where}: nanoframe skeleton is nested too deeply") from None
+    unused = tensors.keys() - used
+    if unused:
+        raise ValueError(f"{where}: tensors not referenced by the skeleton: {sorted(unused)[:5]}")
+    return root

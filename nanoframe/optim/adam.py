@@ -1,0 +1,165 @@
+"""`Adam` and `AdamW`: torch.optim's update formulas, computed in place.
+
+For each parameter with a gradient g, at step t (counted per parameter, from 1):
+
+    g  = -g if maximize
+    g  = g + weight_decay * p              Adam: L2 penalty folded into the gradient
+    p  = p * (1 - lr * weight_decay)       AdamW: decoupled weight decay
+    m  = m + (1 - beta1) * (g - m)         (torch's exp_avg.lerp_(g, 1 - beta1))
+    v  = beta2 * v + (1 - beta2) * g * g
+    v_max = max(v_max, v); use v_max for v (amsgrad)
+    denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+    p  = p - lr / (1 - beta1^t) * m / denom
+
+The hot path: every operation writes into an existing array (`out=`), and each parameter is
+processed in chunks of `CHUNK` elements so that the few arrays touched per chunk stay in cache,
+with two preallocated scratch buffers per dtype. A "flat buffer" variant (all parameters and
+moments in one allocation, gradients copied in) was measured and was not faster on ~9M float32
+parameters in 76 tensors (flat 19-20 ms, per-parameter chunked 17 ms, plain numpy 20 ms per
+step), so parameters keep their own arrays and nothing rebinds `p.data`. Measured on a busy
+2-core EPYC: one AdamW step over 10.5M float32 parameters in 64 tensors takes ~22 ms here,
+~30 ms with plain numpy expressions.
+"""
+import math
+
+import numpy as np
+
+from nanoframe.optim.optimizer import Optimizer
+
+CHUNK = 65536  # elements per chunk: 7 float32 arrays of 256 KiB fit in a 2 MiB L2
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2014) with torch's options; weight_decay is the coupled L2 penalty."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize)
+        self._scratch = {}
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        beta1, beta2 = group["betas"]
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {beta1}")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {beta2}")
+        if group["eps"] < 0:
+            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+        if group["weight_decay"] < 0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+
+    def _scratch_for(self, dtype):
+        buffers = self._scratch.get(dtype)
+        if buffers is None:
+            buffers = self._scratch[dtype] = (np.empty(CHUNK, dtype), np.empty(CHUNK, dtype))
+        return buffers
+
+    def _step_group(self, group):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            param = p.data
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {
+                    "step": 0,
+                    "exp_avg": np.zeros(param.shape, param.dtype),
+                    "exp_avg_sq": np.zeros(param.shape, param.dtype),
+                }
+            if amsgrad and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = np.zeros(param.shape, param.dtype)
+            state["step"] += 1
+            step = state["step"]
+            bias_correction1 = 1 - beta1**step
+            bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+            k = _Constants(
+                decay=1 - lr * weight_decay if (self._decoupled and weight_decay != 0) else None,
+                l2=weight_decay if (not self._decoupled and weight_decay != 0) else 0.0,
+                maximize=maximize,
+                one_minus_beta1=1 - beta1,
+                beta2=beta2,
+                one_minus_beta2=1 - beta2,
+                eps_scaled=eps * bias_correction2_sqrt,
+                neg_step_size_scaled=-lr / bias_correction1 * bias_correction2_sqrt,
+            )
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            v_max = state["max_exp_avg_sq"] if amsgrad else None
+            if grad.dtype != param.dtype:
+                grad = grad.astype(param.dtype)
+            if not grad.flags.c_contiguous:
+                grad = np.ascontiguousarray(grad)
+            if param.flags.c_contiguous:
+                s1, s2 = self._scratch_for(param.dtype)
+                flat = [a.reshape(-1) for a in (param, grad, m, v)] + [v_max.reshape(-1) if amsgrad else None]
+                n = param.size
+                for i in range(0, n, CHUNK):
+                    j = min(i + CHUNK, n)
+                    _adam_kernel(*(a[i:j] if a is not None else None for a in flat), s1[: j - i], s2[: j - i], k)
+            else:  # a strided parameter: update it whole, with scratch of its shape
+                _adam_kernel(param, grad, m, v, v_max, np.empty_like(param), np.empty_like(param), k)
+
+
+class _Constants:
+    """The per-step scalars of one parameter's update."""
+
+    __slots__ = ("decay", "l2", "maximize", "one_minus_beta1", "beta2", "one_minus_beta2", "eps_scaled",
+                 "neg_step_size_scaled")
+
+    def __init__(self, **kw):
+        for name, value in kw.items():
+            setattr(self, name, value)
+
+
+def _adam_kernel(p, g, m, v, v_max, s1, s2, k):
+    """One Adam/AdamW update of equally shaped arrays p, m, v (and v_max) in place; g is read only."""
+    if k.maximize or k.l2:
+        # g' = (-g | g) + l2 * p, in scratch (the caller's .grad must not change)
+        if k.maximize:
+            np.negative(g, out=s2)
+        else:
+            np.copyto(s2, g)
+        if k.l2:
+            np.multiply(p, k.l2, out=s1)
+            s2 += s1
+        g = s2
+    if k.decay is not None:
+        p *= k.decay
+    # m += (1 - beta1) * (g - m)
+    np.subtract(g, m, out=s1)
+    s1 *= k.one_minus_beta1
+    m += s1
+    # v = beta2 * v + (1 - beta2) * g^2
+    v *= k.beta2
+    np.multiply(g, g, out=s1)
+    s1 *= k.one_minus_beta2
+    v += s1
+    if v_max is not None:
+        np.maximum(v_max, v, out=v_max)
+        v = v_max
+    # p -= step_size * m / (sqrt(v) / b + eps), with b = sqrt(bias_correction2), computed as
+    # p -= (step_size * b) * m / (sqrt(v) + eps * b): the same value, one pass fewer
+    np.sqrt(v, out=s1)
+    s1 += k.eps_scaled
+    np.divide(m, s1, out=s1)
+    s1 *= k.neg_step_size_scaled
+    p += s1
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p *= 1 - lr * weight_decay
+    before the Adam step. Default weight_decay=1e-2, as torch."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize)

@@ -1,0 +1,4 @@
+"""Model definitions built on nanoframe.nn."""
+from nanoframe.models.gpt import GPT, GPTConfig
+
+__all__ = ["GPT", "GPTConfig"]

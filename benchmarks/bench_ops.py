@@ -1,0 +1,134 @@
+"""Forward + backward time of each fused op in nanoframe.functional next to PyTorch's (CPU).
+
+GPT-sized shapes: B=8, T=256, C=384, nh=6, hs=64, V=4096, float32. Each entry is the median of
+several repeats of one forward and one backward (upstream gradient of ones / a fixed array).
+ratio = torch_time / nanoframe_time, so > 1 means nanoframe is faster. Runs without torch (the
+reference column then shows "-").
+
+    python benchmarks/bench_ops.py [--repeats 7] [--markdown]
+"""
+import argparse
+import time
+
+import numpy as np
+
+import nanoframe as nf
+import nanoframe.functional as F
+
+B, T, C, NH, V = 8, 256, 384, 6, 4096
+HS = C // NH
+
+
+def _median_time(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def cases():
+    """(name, shapes note, make_inputs(rng) -> list of arrays, grad_idx, nanoframe fn, torch fn builder)."""
+    return [
+        ("linear", f"x ({B},{T},{C}) W ({4 * C},{C}) b", lambda r: [r((B, T, C)), r((4 * C, C)), r((4 * C,))], (0, 1, 2),
+         F.linear, lambda tF: tF.linear),
+        ("embedding", f"idx ({B},{T}) W ({V},{C})", lambda r: [_ids((B, T)), r((V, C))], (1,),
+         F.embedding, lambda tF: (lambda i, w: tF.embedding(i, w))),
+        ("layer_norm", f"x ({B},{T},{C})", lambda r: [r((B, T, C)), r((C,)), r((C,))], (0, 1, 2),
+         lambda x, w, b: F.layer_norm(x, (C,), w, b), lambda tF: (lambda x, w, b: tF.layer_norm(x, (C,), w, b))),
+        ("rms_norm", f"x ({B},{T},{C})", lambda r: [r((B, T, C)), r((C,))], (0, 1),
+         lambda x, w: F.rms_norm(x, (C,), w), lambda tF: (lambda x, w: tF.rms_norm(x, (C,), w))),
+        ("gelu (erf)", f"x ({B},{T},{4 * C})", lambda r: [r((B, T, 4 * C))], (0,),
+         F.gelu, lambda tF: tF.gelu),
+        ("gelu (tanh)", f"x ({B},{T},{4 * C})", lambda r: [r((B, T, 4 * C))], (0,),
+         lambda x: F.gelu(x, approximate="tanh"), lambda tF: (lambda x: tF.gelu(x, approximate="tanh"))),
+        ("silu", f"x ({B},{T},{4 * C})", lambda r: [r((B, T, 4 * C))], (0,), F.silu, lambda tF: tF.silu),
+        ("softmax", f"x ({B},{NH},{T},{T})", lambda r: [r((B, NH, T, T))], (0,),
+         F.softmax, lambda tF: (lambda x: tF.softmax(x, dim=-1))),
+        ("log_softmax", f"x ({B * T},{V})", lambda r: [r((B * T, V))], (0,),
+         F.log_softmax, lambda tF: (lambda x: tF.log_softmax(x, dim=-1))),
+        ("cross_entropy", f"logits ({B},{T},{V})", lambda r: [r((B, T, V)), _ids((B, T))], (0,),
+         F.cross_entropy, lambda tF: (lambda x, t: tF.cross_entropy(x.view(-1, V), t.view(-1)))),
+        ("nll_loss", f"logp ({B * T},{V})", lambda r: [r((B * T, V)), _ids((B * T,))], (0,),
+         F.nll_loss, lambda tF: tF.nll_loss),
+        ("mse_loss", f"x ({B},{T},{C})", lambda r: [r((B, T, C)), r((B, T, C))], (0,),
+         F.mse_loss, lambda tF: tF.mse_loss),
+        ("bce_with_logits", f"x ({B},{T},{C})", lambda r: [r((B, T, C)), _unit((B, T, C))], (0,),
+         F.binary_cross_entropy_with_logits, lambda tF: tF.binary_cross_entropy_with_logits),
+        ("dropout p=0.1", f"x ({B},{T},{4 * C})", lambda r: [r((B, T, 4 * C))], (0,),
+         lambda x: F.dropout(x, 0.1), lambda tF: (lambda x: tF.dropout(x, 0.1))),
+        ("sdpa causal", f"q,k,v ({B},{NH},{T},{HS})", lambda r: [r((B, NH, T, HS)), r((B, NH, T, HS)), r((B, NH, T, HS))],
+         (0, 1, 2), lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+         lambda tF: (lambda q, k, v: tF.scaled_dot_product_attention(q, k, v, is_causal=True))),
+    ]
+
+
+def _ids(shape):
+    return np.random.default_rng(1).integers(0, V, shape)
+
+
+def _unit(shape):
+    return np.random.default_rng(2).random(shape, dtype=np.float32)
+
+
+def bench_nanoframe(make, grad_idx, fn, repeats):
+    rng = np.random.default_rng(0)
+    arrays = make(lambda s: rng.standard_normal(s, dtype=np.float32))
+    ts = [nf.Tensor(a, requires_grad=i in grad_idx) if a.dtype.kind == "f" else a for i, a in enumerate(arrays)]
+    out = fn(*ts)
+    gy = np.ones(out.shape, out.dtype)
+
+    def step():
+        for i in grad_idx:
+            ts[i].grad = None
+        fn(*ts).backward(gradient=gy)
+
+    return _median_time(step, repeats)
+
+
+def bench_torch(torch, make, grad_idx, fn, repeats):
+    rng = np.random.default_rng(0)
+    arrays = make(lambda s: rng.standard_normal(s, dtype=np.float32))
+    ts = [torch.from_numpy(a).requires_grad_(i in grad_idx) if a.dtype.kind == "f" else torch.from_numpy(a)
+          for i, a in enumerate(arrays)]
+    gy = torch.ones_like(fn(*ts))
+
+    def step():
+        for i in grad_idx:
+            ts[i].grad = None
+        fn(*ts).backward(gy)
+
+    return _median_time(step, repeats)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--markdown", action="store_true", help="print only the markdown table")
+    args = ap.parse_args(argv)
+    try:
+        import torch
+        import torch.nn.functional as tF
+    except ImportError:
+        torch = tF = None
+    if not args.markdown:
+        ref = f"torch {torch.__version__}, {torch.get_num_threads()} threads" if torch else "torch not installed"
+        print(f"nanoframe fused ops, forward+backward, float32, median of {args.repeats}; numpy {np.__version__}; {ref}\n")
+    # Two phases (all nanoframe ops, then all torch ops): OpenBLAS and OpenMP worker threads
+    # spin-wait after their work, so interleaving the two libraries slows down both.
+    table = [(name, shapes, bench_nanoframe(make, grad_idx, fn, args.repeats))
+             for name, shapes, make, grad_idx, fn, _ in cases()]
+    refs = [bench_torch(torch, make, grad_idx, tfn(tF), args.repeats) if torch is not None else None
+            for _, _, make, grad_idx, _, tfn in cases()]
+    rows = ["| op | shapes | nanoframe ms | torch ms | ratio (torch/nanoframe) |", "|---|---|---:|---:|---:|"]
+    for (name, shapes, t_nf), t_ref in zip(table, refs):
+        ref, ratio = ("-", "-") if t_ref is None else (f"{t_ref * 1e3:.2f}", f"{t_ref / t_nf:.2f}")
+        rows.append(f"| {name} | {shapes} | {t_nf * 1e3:.2f} | {ref} | {ratio} |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The public op names: `import nanoframe.functional as F` (PyTorch's torch.nn.functional names).
+
+Fused ops (one Function each, hand-written backward) plus the activation primitives.
+Class dim is LAST for cross_entropy / nll_loss: logits (..., V), targets (...).
+"""
+from nanoframe.ops.activation import gelu
+from nanoframe.ops.activation import log_softmax
+from nanoframe.ops.activation import silu
+from nanoframe.ops.activation import softmax
+from nanoframe.ops.attention import scaled_dot_product_attention
+from nanoframe.ops.dropout import dropout
+from nanoframe.ops.elementwise import relu
+from nanoframe.ops.elementwise import sigmoid
+from nanoframe.ops.elementwise import tanh
+from nanoframe.ops.embedding import embedding
+from nanoframe.ops.linear import linear
+from nanoframe.ops.loss import binary_cross_entropy_with_logits
+from nanoframe.ops.loss import cross_entropy
+from nanoframe.ops.loss import mse_loss
+from nanoframe.ops.loss import nll_loss
+from nanoframe.ops.norm import layer_norm
+from nanoframe.ops.norm import rms_norm
+
+__all__ = [
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "embedding",
+    "gelu",
+    "layer_norm",
+    "linear",
+    "log_softmax",
+    "mse_loss",
+    "nll_loss",
+    "relu",
+    "rms_norm",
+    "scaled_dot_product_attention",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "tanh",
+]

@@ -1,0 +1,297 @@
+"""Activations: gelu (erf and tanh forms), silu, softmax, log_softmax; plus `erf` on ndarrays.
+
+relu, tanh and sigmoid are primitives in nanoframe/ops/elementwise.py.
+"""
+import math
+
+import numpy as np
+
+from nanoframe.autograd import Function
+from nanoframe.tensor import Tensor
+
+
+def _data(a):
+    return a.data if isinstance(a, Tensor) else np.asarray(a)
+
+
+def _check_float(op, x):
+    if x.dtype.kind != "f":
+        raise ValueError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
+
+
+def _check_dim(op, x, dim):
+    if not -x.ndim <= dim < max(x.ndim, 1):
+        raise ValueError(f"{op}: dim {dim} is out of range for input of shape {x.shape}")
+
+
+# ---- erf without scipy ---------------------------------------------------------------------------
+# float64: a vectorised port of fdlibm's s_erf.c (Sun, 1993; the code glibc, musl and Go use):
+# five ranges of |x|, each a rational approximation with error below 1 ulp, so F.gelu matches
+# torch's float64 gelu to ~1e-16 and float64 gradchecks/parity at rtol 1e-5 are meaningful.
+# float32 (and float16, computed in float32): Eigen's / XLA's branch-free rational approximation
+# x * P(x^2) / Q(x^2) on x clamped to [-4, 4] (erf is +-1 in float32 beyond), a few float32 ulp,
+# evaluated entirely in float32 (no float64 upcast) for speed.
+_ERX = 8.45062911510467529297e-01
+_PP = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+       -5.77027029648944159157e-03, -2.37630166566501626084e-05)
+_QQ = (1.0, 3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
+       1.32494738004321644526e-04, -3.96022827877536812320e-06)
+_PA = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+       3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+       -2.16637559486879084300e-03)
+_QA = (1.0, 1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
+       1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02)
+_RA = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e+01,
+       -6.23753324503260060396e+01, -1.62396669462573470355e+02, -1.84605092906711035994e+02,
+       -8.12874355063065934246e+01, -9.81432934416914548592e+00)
+_SA = (1.0, 1.96512716674392571292e+01, 1.37657754143519042600e+02, 4.34565877475229228821e+02,
+       6.45387271733267880336e+02, 4.29008140027567833386e+02, 1.08635005541779435134e+02,
+       6.57024977031928170135e+00, -6.04244152148580987438e-02)
+_RB = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e+01,
+       -1.60636384855821916062e+02, -6.37566443368389627722e+02, -1.02509513161107724954e+03,
+       -4.83519191608651397019e+02)
+_SB = (1.0, 3.03380607434824582924e+01, 3.25792512996573918826e+02, 1.53672958608443695994e+03,
+       3.19985821950859553908e+03, 2.55305040643316442583e+03, 4.74528541206955367215e+02,
+       -2.24409524465858183362e+01)
+# Eigen's float32 erf: numerator odd (alpha_1..alpha_13), denominator even (beta_0..beta_8).
+_ALPHA = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
+          -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
+_BETA = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
+         -1.45660718464996e-05)
+
+
+def _poly(z, coeffs):
+    """sum_k coeffs[k] * z**k by Horner's rule, one temporary updated in place."""
+    acc = np.full_like(z, coeffs[-1])
+    for c in coeffs[-2::-1]:
+        acc *= z
+        acc += c
+    return acc
+
+
+def _erf64(x):
+    ax = np.abs(x)
+    out = np.empty_like(x)
+    r0 = ax < 0.84375                                  # erf(x) = x + x * P(x^2) / Q(x^2)
+    if r0.any():
+        v = x[r0]
+        z = v * v
+        out[r0] = v + v * (_poly(z, _PP) / _poly(z, _QQ))
+    r1 = (ax >= 0.84375) & (ax < 1.25)                 # erf(|x|) = erx + P(s) / Q(s), s = |x| - 1
+    if r1.any():
+        s = ax[r1] - 1.0
+        out[r1] = np.copysign(_ERX + _poly(s, _PA) / _poly(s, _QA), x[r1])
+    r2 = (ax >= 1.25) & (ax < 6.0)                     # erf(|x|) = 1 - exp(-z^2 - 0.5625 + R/S) / |x|
+    if r2.any():
+        a = ax[r2]
+        s = 1.0 / (a * a)
+        small = a < 1.0 / 0.35
+        rs = np.where(small, _poly(s, _RA) / _poly(s, _SA), _poly(s, _RB) / _poly(s, _SB))
+        # z = |x| with the low 32 bits cleared, so exp(-z*z) is computed without rounding error
+        z = (a.view(np.uint64) & np.uint64(0xFFFFFFFF00000000)).view(np.float64)
+        r = np.exp(-z * z - 0.5625) * np.exp((z - a) * (z + a) + rs)
+        out[r2] = np.copysign(1.0 - r / a, x[r2])
+    r3 = ax >= 6.0                                     # erf(|x|) = 1 to double precision
+    if r3.any():
+        out[r3] = np.copysign(1.0, x[r3])
+    nan = np.isnan(x)
+    if nan.any():
+        out[nan] = np.nan
+    return out
+
+
+def _erf32(x):
+    v = np.clip(x, -4.0, 4.0)                          # float32 stays float32 (Python-float bounds)
+    z = v * v
+    p = _poly(z, _ALPHA)
+    p *= v
+    p /= _poly(z, _BETA)
+    return p
+
+
+def erf(x):
+    """The error function of a float ndarray (no scipy): fdlibm's in float64, Eigen's in float32."""
+    x = np.asarray(x)
+    if x.dtype == np.float64:
+        return _erf64(x)
+    if x.dtype == np.float32:
+        return _erf32(x)
+    return _erf32(x.astype(np.float32)).astype(x.dtype)
+
+
+# ---- gelu ----------------------------------------------------------------------------------------
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+
+
+class GELU(Function):
+    """gelu(x) = x * Phi(x).
+
+    approximate="none": Phi(x) = 0.5 * (1 + erf(x / sqrt(2))), Phi'(x) = exp(-x^2/2) / sqrt(2 pi).
+        Saves x and Phi (so the backward needs no second erf).
+    approximate="tanh": y = 0.5 x (1 + t), t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3).
+        Saves x and t.
+    """
+
+    @staticmethod
+    def forward(ctx, x, approximate="none"):
+        ctx.approximate, ctx.shape = approximate, x.shape
+        x = x.reshape(-1)                              # 1-D, so ufuncs return arrays even for 0-d x
+        if approximate == "tanh":
+            u = x * x
+            u *= _GELU_C
+            u += 1.0
+            u *= x
+            u *= _SQRT_2_PI                            # u = sqrt(2/pi) (x + c x^3)
+            t = np.tanh(u, out=u)
+            ctx.save_for_backward(x, t)
+            y = t + 1.0
+            y *= x
+            y *= 0.5                                   # 0.5 x (1 + t)
+            return y.reshape(ctx.shape)
+        phi = erf(x * _SQRT1_2)
+        phi += 1.0
+        phi *= 0.5                                     # Phi(x), the normal CDF
+        ctx.save_for_backward(x, phi)
+        return (x * phi).reshape(ctx.shape)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, s = ctx.saved_tensors
+        gy = gy.reshape(-1)
+        if ctx.approximate == "tanh":
+            t = s
+            # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 c x^2)
+            du = x * x
+            du *= 3.0 * _GELU_C
+            du += 1.0
+            du *= _SQRT_2_PI                           # du/dx
+            sech2 = t * t
+            np.subtract(1.0, sech2, out=sech2)         # 1 - t^2
+            du *= sech2
+            du *= x
+            du += t                                    # x (1 - t^2) u' + t
+            du += 1.0                                  # ... + 1
+            du *= 0.5
+            du *= gy
+            return du.reshape(ctx.shape)
+        phi = s
+        # dy/dx = Phi(x) + x * phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi)
+        g = x * x
+        g *= -0.5
+        np.exp(g, out=g)
+        g *= _INV_SQRT_2PI
+        g *= x
+        g += phi
+        g *= gy
+        return g.reshape(ctx.shape)
+
+
+def gelu(x, approximate="none"):
+    """PyTorch's F.gelu: approximate="none" (exact, via erf) or "tanh"."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    _check_float("gelu", _data(x))
+    return GELU.apply(x, approximate=approximate)
+
+
+# ---- silu ----------------------------------------------------------------------------------------
+class SiLU(Function):
+    """silu(x) = x * sigmoid(x); sigmoid computed as 0.5 (1 + tanh(x/2)) (no exp overflow). Saves x, sigmoid."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        x = x.reshape(-1)                              # 1-D, so ufuncs return arrays even for 0-d x
+        s = x * 0.5
+        np.tanh(s, out=s)
+        s += 1.0
+        s *= 0.5                                       # sigmoid(x)
+        ctx.save_for_backward(x, s)
+        return (x * s).reshape(ctx.shape)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, s = ctx.saved_tensors
+        # dy/dx = s + x s (1 - s) = s (1 + x (1 - s))
+        g = 1.0 - s
+        g *= x
+        g += 1.0
+        g *= s
+        g *= gy.reshape(-1)
+        return g.reshape(ctx.shape)
+
+
+def silu(x):
+    """PyTorch's F.silu (swish): x * sigmoid(x)."""
+    _check_float("silu", _data(x))
+    return SiLU.apply(x)
+
+
+# ---- softmax / log_softmax -----------------------------------------------------------------------
+class Softmax(Function):
+    """y = exp(x - max) / sum(exp(x - max)) along dim. Saves y.
+
+    A slice that is all -inf gives NaN, as in torch.
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim=-1):
+        with np.errstate(invalid="ignore"):
+            y = x - x.max(axis=dim, keepdims=True)    # the one temporary, owned: updated in place
+            np.exp(y, out=y)
+            y /= y.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        # dx = y * (gy - sum(gy * y, dim))
+        g = gy * y
+        s = g.sum(axis=ctx.dim, keepdims=True)
+        np.subtract(gy, s, out=g)
+        g *= y
+        return g
+
+
+def softmax(x, dim=-1):
+    """PyTorch's F.softmax(x, dim) (dim defaults to the last one)."""
+    xd = _data(x)
+    _check_float("softmax", xd)
+    _check_dim("softmax", xd, dim)
+    return Softmax.apply(x, dim=dim)
+
+
+class LogSoftmax(Function):
+    """y = x - max - log(sum(exp(x - max))) along dim. Saves y (the log-probabilities)."""
+
+    @staticmethod
+    def forward(ctx, x, dim=-1):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = x - x.max(axis=dim, keepdims=True)    # shifted logits, owned
+            e = np.exp(y)
+            y -= np.log(e.sum(axis=dim, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        # dx = gy - softmax(x) * sum(gy, dim), softmax(x) = exp(y)
+        g = np.exp(y)
+        g *= gy.sum(axis=ctx.dim, keepdims=True)
+        np.subtract(gy, g, out=g)
+        return g
+
+
+def log_softmax(x, dim=-1):
+    """PyTorch's F.log_softmax(x, dim) (dim defaults to the last one)."""
+    xd = _data(x)
+    _check_float("log_softmax", xd)
+    _check_dim("log_softmax", xd, dim)
+    return LogSoftmax.apply(x, dim=dim)

@@ -1,0 +1,95 @@
+"""Shared helpers for the fused-op tests: float64 central-difference gradcheck and torch parity."""
+import numpy as np
+
+import nanoframe as nf
+
+
+def to_nf(arrays, grad_idx):
+    """Tensors for float arrays (requires_grad where the index is in grad_idx); others pass as-is."""
+    out = []
+    for i, a in enumerate(arrays):
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            out.append(nf.Tensor(a.copy(), requires_grad=i in grad_idx))
+        else:
+            out.append(a)
+    return out
+
+
+def upstream(shape, dtype, seed=0):
+    """A fixed random upstream gradient, so every output element counts."""
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+
+
+def nf_grads(fn, arrays, grad_idx, seed=0):
+    """(output array, [grad of each input in grad_idx]) from nanoframe's backward."""
+    ts = to_nf(arrays, grad_idx)
+    out = fn(*ts)
+    gy = upstream(out.shape, out.dtype, seed)
+    out.backward(gradient=gy)
+    return out.data, [ts[i].grad for i in grad_idx]
+
+
+def gradcheck(fn, arrays, grad_idx=(0,), eps=1e-6, rtol=1e-5, atol=1e-7, seed=0):
+    """Check nanoframe's analytic gradients against central differences, all in float64."""
+    arrays = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in arrays]
+    out, grads = nf_grads(fn, arrays, grad_idx, seed)
+    gy = upstream(out.shape, np.float64, seed)
+
+    def f(arrs):
+        with nf.no_grad():
+            return float(np.sum(fn(*to_nf(arrs, ())).data * gy))
+
+    for i, analytic in zip(grad_idx, grads):
+        a = arrays[i]
+        numeric = np.zeros_like(a)
+        flat, num = a.reshape(-1), numeric.reshape(-1)
+        for k in range(flat.size):
+            orig = flat[k]
+            flat[k] = orig + eps
+            fp = f(arrays)
+            flat[k] = orig - eps
+            fm = f(arrays)
+            flat[k] = orig
+            num[k] = (fp - fm) / (2 * eps)
+        analytic = np.zeros_like(a) if analytic is None else analytic
+        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradcheck input {i}")
+
+
+def parity(nf_fn, torch_fn, arrays, grad_idx=(0,), rtol=1e-5, atol=1e-7, seed=0):
+    """Forward values and every gradient in grad_idx equal torch's (same inputs, same upstream grad)."""
+    import torch
+
+    out, grads = nf_grads(nf_fn, arrays, grad_idx, seed)
+    tts = []
+    for i, a in enumerate(arrays):
+        if isinstance(a, np.ndarray):
+            t = torch.from_numpy(a.copy())
+            if i in grad_idx:
+                t.requires_grad_(True)
+            tts.append(t)
+        else:
+            tts.append(a)
+    tout = torch_fn(*tts)
+    assert tuple(tout.shape) == out.shape, (tout.shape, out.shape)
+    assert out.dtype == arrays[grad_idx[0]].dtype if grad_idx else True
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=rtol, atol=atol, err_msg="forward")
+    tout.backward(torch.from_numpy(upstream(out.shape, out.dtype, seed)))
+    for i, g in zip(grad_idx, grads):
+        tg = tts[i].grad
+        tg = np.zeros(arrays[i].shape) if tg is None else tg.numpy()
+        assert g is not None, f"no gradient for input {i}"
+        assert g.dtype == arrays[i].dtype, (g.dtype, arrays[i].dtype)
+        np.testing.assert_allclose(g, tg, rtol=rtol, atol=atol, err_msg=f"grad of input {i}")
+
+
+def composed_match(fused, composed, arrays, grad_idx=(0,), rtol=1e-10, atol=1e-12, seed=0):
+    """The fused op and its twin built from primitive Tensor ops agree in value and gradients."""
+    out_f, g_f = nf_grads(fused, arrays, grad_idx, seed)
+    out_c, g_c = nf_grads(composed, arrays, grad_idx, seed)
+    np.testing.assert_allclose(out_f, out_c, rtol=rtol, atol=atol, err_msg="forward")
+    for i, a, b in zip(grad_idx, g_f, g_c):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"grad of input {i}")
+
+
+def rand(*shape, dtype=np.float64, seed=0, scale=1.0):
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)

@@ -1,0 +1,5 @@
+import sys
+
+from nanoframe.cli import main
+
+sys.exit(main())

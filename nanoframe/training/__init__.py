@@ -1,0 +1,1 @@
+"""Training: the shared pretrain/fine-tune loop, its config and checkpoints."""

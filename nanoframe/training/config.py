@@ -1,0 +1,79 @@
+"""Training configuration: one dataclass with a comment per field, plus named presets."""
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 12           # sequences per micro-batch (B)
+    grad_accum: int = 1            # micro-batches summed into one optimizer step
+    max_iters: int = 2000          # optimizer steps in the whole run
+    lr: float = 1e-3               # peak learning rate, reached after warmup
+    min_lr: float = 1e-4           # floor the cosine decay ends at
+    warmup_iters: int = 100        # linear warmup steps
+    lr_decay_iters: int = 0        # step the cosine reaches min_lr (0: max_iters)
+    weight_decay: float = 0.1      # AdamW decoupled decay, matrices only
+    beta1: float = 0.9             # AdamW first-moment decay
+    beta2: float = 0.99            # AdamW second-moment decay
+    grad_clip: float = 1.0         # clip the global grad norm to this (0: off)
+    eval_interval: int = 250       # evaluate on val every this many steps
+    eval_iters: int = 20           # val batches per evaluation (a fixed set)
+    log_interval: int = 1          # write a metrics line every this many steps
+    checkpoint_interval: int = 500 # save a checkpoint every this many steps (and at the end)
+    keep_checkpoints: int = 2      # how many step checkpoints to keep on disk
+    early_stop_patience: int = 0   # stop after this many evals without a new best val loss (0: off)
+    max_time: float = 0.0          # stop (and checkpoint) after this many seconds (0: no limit)
+    seed: int = 1337               # seeds init, dropout and batch sampling
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type is int and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be an integer, got {value!r}")
+            if f.type is float:
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise ValueError(f"{f.name} must be a number, got {value!r}")
+                setattr(self, f.name, float(value))
+        positive = ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters",
+                    "log_interval", "checkpoint_interval", "keep_checkpoints")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "max_time", "warmup_iters",
+                     "lr_decay_iters", "early_stop_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+# Presets: model shape and training schedule together. `tiny` is nanoGPT's CPU shakespeare_char
+# run; `small` is nanoGPT's shakespeare_char model; `default` is the offline stdlib run, sized to
+# finish in about 10 minutes on 2 cores.
+PRESETS = {
+    "tiny": {
+        "model": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=True),
+        "train": dict(batch_size=12, max_iters=2000, lr=1e-3, min_lr=1e-4, warmup_iters=100,
+                      eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=500),
+    },
+    "small": {
+        "model": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2, bias=True),
+        "train": dict(batch_size=8, max_iters=5000, lr=1e-3, min_lr=1e-4, warmup_iters=100,
+                      eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=500),
+    },
+    "default": {
+        "model": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, dropout=0.0, bias=True),
+        "train": dict(batch_size=8, max_iters=1500, lr=2e-3, min_lr=2e-4, warmup_iters=100,
+                      eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=250),
+    },
+}

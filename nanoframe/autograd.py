@@ -178,7 +178,7 @@ def run_backward(root, grad, retain_graph=False):
         gy = grads.pop(id(t), None)
         node = t._node
         if t._retains_grad and gy is not None:
-            t.grad = gy if t.grad is None else t.grad + gy
+            t.grad = gy.copy() if t.grad is None else t.grad + gy  # own memory: gy may go on to a leaf
         if gy is None:
             if not retain_graph:
                 node.free()

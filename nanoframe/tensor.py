@@ -149,7 +149,8 @@ class Tensor:
                 )
             gradient = np.ones_like(self.data)
         else:
-            gradient = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
+            # a copy: the engine may hand this array to a leaf's .grad, which is updated in place
+            gradient = np.array(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
                 raise RuntimeError(f"backward(): gradient has shape {gradient.shape}, tensor has shape {self.shape}")
         autograd.run_backward(self, gradient, retain_graph=retain_graph)

@@ -18,13 +18,14 @@ def _operands(a, b):
     t, other = (a, b) if isinstance(a, Tensor) else (b, a)
     dtype = t.dtype
     if dtype.kind != "f" and isinstance(other, float):
-        dtype = np.float32
+        dtype = np.float32  # int tensor (never requires grad) with a python float -> float32, as torch
+        t = Tensor._make(t.data.astype(dtype), False)
     if isinstance(other, (int, float, bool, np.number)):
         other = np.asarray(other, dtype=dtype)
     elif isinstance(other, np.ndarray):
         pass
-    else:
-        other = Tensor(other).data
+    else:  # python lists act like python scalars: they take a float tensor's dtype
+        other = Tensor(other, dtype=dtype if dtype.kind == "f" else None).data
     return (t, other) if isinstance(a, Tensor) else (other, t)
 
 

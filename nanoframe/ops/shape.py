@@ -126,9 +126,10 @@ def unsqueeze(x, dim):
 def _normalize_index(index):
     """Tensors become arrays, lists become arrays, boolean masks become their nonzero() indices.
 
-    Returns (index, advanced) where advanced means integer-array indexing (ids may repeat)."""
+    Returns (index, advanced, raw) where advanced means integer-array indexing (ids may repeat) and
+    raw keeps the masks as they are, so numpy checks their shapes in the forward."""
     items = index if isinstance(index, tuple) else (index,)
-    out, advanced = [], False
+    out, raw, advanced = [], [], False
     for it in items:
         if isinstance(it, Tensor):
             it = it.data
@@ -137,20 +138,22 @@ def _normalize_index(index):
         if isinstance(it, np.ndarray):
             if it.dtype == bool:
                 out.extend(np.nonzero(it))
+                raw.append(it)
                 advanced = True
                 continue
             if it.dtype.kind not in "iu":
                 raise IndexError(f"index arrays must be integer or bool, got dtype {it.dtype}")
             advanced = True
         out.append(it)
-    return tuple(out), advanced
+        raw.append(it)
+    return tuple(out), advanced, tuple(raw)
 
 
 class GetItem(Function):
     @staticmethod
-    def forward(ctx, x, index, advanced):
+    def forward(ctx, x, index, advanced, raw_index):
         ctx.shape, ctx.dtype, ctx.index, ctx.advanced = x.shape, x.dtype, index, advanced
-        return x[index]
+        return x[raw_index]  # masks as given: numpy rejects one whose shape does not match
 
     @staticmethod
     def backward(ctx, gy):
@@ -159,12 +162,12 @@ class GetItem(Function):
             np.add.at(gx, ctx.index, gy)  # repeated indices add up
         else:
             gx[ctx.index] = gy
-        return gx, None, None
+        return gx, None, None, None
 
 
 def getitem(x, index):
-    index, advanced = _normalize_index(index)
-    return GetItem.apply(x, index, advanced)
+    index, advanced, raw = _normalize_index(index)
+    return GetItem.apply(x, index, advanced, raw)
 
 
 class Cat(Function):

@@ -55,4 +55,6 @@ from nanoframe.ops.shape import (
     unsqueeze,
 )
 
+from nanoframe import functional, nn, optim  # noqa: E402  (after Tensor: they build on it)
+
 __version__ = "0.1.0"

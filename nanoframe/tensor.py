@@ -260,6 +260,12 @@ class Tensor:
     def relu(self):
         return elementwise.relu(self)
 
+    def softmax(self, dim=-1):
+        return activation.softmax(self, dim)
+
+    def log_softmax(self, dim=-1):
+        return activation.log_softmax(self, dim)
+
     def maximum(self, other):
         return elementwise.maximum(self, other)
 
@@ -423,3 +429,4 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
 # The op modules import Tensor from this module, so they are bound after the class exists.
 from nanoframe.ops import elementwise, shape as shape_ops, reduce as reduce_ops  # noqa: E402
 from nanoframe.ops import matmul as matmul_ops  # noqa: E402
+from nanoframe.ops import activation  # noqa: E402

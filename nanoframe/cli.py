@@ -1,4 +1,4 @@
-"""The `nanoframe` command: tokenizer, prepare, train, sample, info, plot.
+"""The `nanoframe` command: tokenizer, prepare, train, finetune, lora merge, sample, info, plot.
 
 Every error a user can cause (a missing file, an empty corpus, a bad option) ends with one line
 on stderr and exit code 2; set NANOFRAME_DEBUG=1 to see the traceback instead.
@@ -162,17 +162,11 @@ def cmd_train(args, extra):
 
 
 def _load_run(path):
-    """(model, tokenizer, state) of a run folder or checkpoint folder; prefers best/ for runs."""
-    from nanoframe import data as D
-    from nanoframe.models import GPT, GPTConfig
-    from nanoframe.training.checkpoint import find_checkpoint, load_checkpoint, read_state
+    """(model, tokenizer, state, folder) of a run folder or checkpoint folder; prefers best/ for runs.
+    A LoRA run comes back as base + adapters, unmerged (see training/finetune.py)."""
+    from nanoframe.training.finetune import load_run
 
-    path = Path(path)
-    folder = path / "best" if (path / "best" / "state.json").is_file() else find_checkpoint(path)
-    state = read_state(folder)
-    model = GPT(GPTConfig.from_dict(state["model_config"]))
-    load_checkpoint(folder, model)
-    return model, D.load_tokenizer(state["tokenizer"]), state, folder
+    return load_run(path)
 
 
 def _sample_text(model, tok, prompt, max_new_tokens, temperature, top_k, seed, top_p=None):
@@ -207,7 +201,82 @@ def cmd_info(args):
         "tokenizer": state["tokenizer"],
         "vocab_size": tok.vocab_size,
     }
+    if state.get("base"):
+        info.update(base=state["base"], finetune=state.get("finetune"),
+                    trainable_parameters=model.num_parameters(non_embedding=False, trainable_only=True))
+    if state.get("lora"):
+        info["lora"] = state["lora"]
     print(json.dumps(info, indent=2))
+
+
+def cmd_finetune(args, extra):
+    from nanoframe.models import GPTConfig
+    from nanoframe.training.config import TrainConfig
+    from nanoframe.training.finetune import finetune, generate_completion
+    from nanoframe.training.lora import lora_config
+
+    model_over, train_over = parse_overrides(extra, GPTConfig, TrainConfig)
+    if bool(args.from_run) == bool(args.from_hf):
+        raise UsageError("give exactly one starting point: --from RUN_OR_CHECKPOINT or --from-hf DIR")
+    lora = lora_config(args.lora_targets, args.lora_r, args.lora_alpha, args.lora_dropout) if args.lora else None
+    out = args.out or ("runs/finetune-lora" if args.lora else "runs/finetune")
+    s = finetune(args.from_hf or args.from_run, out, args.data or (), hf=bool(args.from_hf), tokenizer=args.tokenizer,
+                 lora=lora, freeze_patterns=args.freeze or (), freeze_layers=args.freeze_layers,
+                 freeze_embeddings=args.freeze_embeddings, train_overrides=train_over, model_overrides=model_over,
+                 val_fraction=args.val_fraction, glob=args.glob, show_progress=not args.no_progress)
+    print(f"done: {s['steps']} steps ({s['stopped']}) in {s['seconds']:.0f} s; val loss {s['val_loss_before']:.4f} "
+          f"before -> {s['val_loss_after']:.4f} best ({s['improvement']:+.4f}); trained {s['trainable_parameters']:,} "
+          f"of {s['total_parameters']:,} parameters; run {s['run']}" + (f"; adapter {s['adapter']}" if s["adapter"] else ""))
+    if not args.no_sample:
+        model, tok = s["model"], s["tokenizer"]
+        if args.data and all(str(p).endswith(".jsonl") for p in args.data):
+            from nanoframe.training.finetune import read_jsonl
+
+            segments, _ = read_jsonl(args.data[0])[0]
+            first = next(i for i, (_, trained) in enumerate(segments) if trained)
+            prompt = "".join(text for text, _ in segments[:first])
+            print("\n--- greedy completion of the first prompt ---\n" + prompt + generate_completion(model, tok, prompt, 64))
+        else:
+            print("\n--- sample ---\n" + _sample_text(model, tok, "", 200, 0.8, 50, 0))
+
+
+def cmd_lora(args):
+    from nanoframe.training.checkpoint import find_checkpoint, read_state, save_checkpoint
+    from nanoframe.training.finetune import load_base
+    from nanoframe.training.lora import apply_lora, load_adapter_tensors, merge_lora, read_adapter
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} exists and is not empty")
+    adapter = Path(args.adapter)
+    if adapter.is_file():
+        config, tensors = read_adapter(adapter)
+    else:
+        from nanoframe.io import load_safetensors
+
+        folder = adapter / "best" if (adapter / "best" / "state.json").is_file() else find_checkpoint(adapter)
+        astate = read_state(folder)
+        if not astate.get("lora"):
+            raise UsageError(f"{adapter} is not a LoRA run (its state.json has no \"lora\" entry)")
+        config = astate["lora"]
+        tensors = {k: v for k, v in load_safetensors(folder / "model.safetensors").items()
+                   if k.endswith((".lora_A", ".lora_B"))}
+    from nanoframe.models.hf import is_hf_folder
+
+    hf = is_hf_folder(args.base)
+    tok_arg = args.tokenizer if hf else None
+    model, tok, tok_path, base_info = load_base(args.base, hf=hf, tokenizer=tok_arg)
+    apply_lora(model, **config)
+    load_adapter_tensors(model, tensors, str(adapter))
+    merge_lora(model)
+    out.mkdir(parents=True, exist_ok=True)
+    if tok_path is None:
+        tok_path = str((out / "tokenizer.json").resolve())
+        tok.save(tok_path)
+    state = {"model_config": model.config.to_dict(), "tokenizer": tok_path, "step": 0,
+             "base": base_info, "merged_adapter": str(adapter.resolve()), "lora_merged": config}
+    save_checkpoint(out, model, None, state)
+    print(f"wrote {out}: {base_info['path']} + {adapter} merged ({model.num_parameters(non_embedding=False):,} parameters)")
 
 
 def cmd_plot(args):
@@ -304,6 +373,39 @@ def build_parser():
     inf = sub.add_parser("info", help="show a checkpoint's config, size, step and val loss")
     inf.add_argument("checkpoint")
 
+    ft = sub.add_parser("finetune", help="fine-tune a nanoframe run or a Hugging Face GPT-2 (full, frozen or LoRA)",
+                        epilog="Training fields can be overridden with --field value (e.g. --max_iters 100 --lr 1e-4); "
+                               "of the model only --dropout and --block_size (<= the base's) may change. Without --data "
+                               "the stdlib package held out of the default pretraining run is used. .jsonl files are "
+                               "instruction data: {\"prompt\", \"completion\"} or {\"messages\": [...]} per line.")
+    src = ft.add_mutually_exclusive_group()
+    src.add_argument("--from", dest="from_run", metavar="RUN", help="a nanoframe run or checkpoint folder")
+    src.add_argument("--from-hf", metavar="DIR", help="a Hugging Face GPT-2 folder (config.json + model.safetensors)")
+    ft.add_argument("--tokenizer", help="with --from-hf: a tokenizer file, or a folder with vocab.json/merges.txt "
+                                        "or encoder.json/vocab.bpe (default: the model folder)")
+    ft.add_argument("--data", nargs="*", help="text files/folders, or .jsonl instruction files (default: stdlib holdout)")
+    ft.add_argument("--glob", default="**/*.txt")
+    ft.add_argument("--out", help="run folder (default runs/finetune or runs/finetune-lora)")
+    ft.add_argument("--val-fraction", type=float, default=0.1)
+    ft.add_argument("--lora", action="store_true", help="train LoRA adapters instead of the weights")
+    ft.add_argument("--lora-targets", default="c_attn,c_proj,c_fc", help="comma-separated layer names (default %(default)s)")
+    ft.add_argument("--lora-r", type=int, default=8)
+    ft.add_argument("--lora-alpha", type=float, default=16.0)
+    ft.add_argument("--lora-dropout", type=float, default=0.0)
+    ft.add_argument("--freeze", nargs="+", metavar="PATTERN", help="freeze parameters matching fnmatch patterns")
+    ft.add_argument("--freeze-layers", type=int, default=0, metavar="N", help="freeze the first N blocks")
+    ft.add_argument("--freeze-embeddings", action="store_true", help="freeze wte (= tied lm_head) and wpe")
+    ft.add_argument("--no-sample", action="store_true")
+    ft.add_argument("--no-progress", action="store_true")
+
+    lo = sub.add_parser("lora", help="LoRA adapter tools")
+    losub = lo.add_subparsers(dest="action", required=True)
+    lm = losub.add_parser("merge", help="fold an adapter into its base: a plain checkpoint `sample` can read")
+    lm.add_argument("--base", required=True, help="the base run/checkpoint (or Hugging Face folder)")
+    lm.add_argument("--adapter", required=True, help="a LoRA run folder or an adapter .safetensors file")
+    lm.add_argument("--out", required=True, help="checkpoint folder to write")
+    lm.add_argument("--tokenizer", help="with a Hugging Face base: its tokenizer file or folder")
+
     pl = sub.add_parser("plot", help="write a run's loss curves as SVG")
     pl.add_argument("run")
     pl.add_argument("--out", help="SVG path (default RUN/loss.svg)")
@@ -318,13 +420,15 @@ def main(argv=None):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     try:
-        if extra and args.command != "train":
+        if extra and args.command not in ("train", "finetune"):
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "train":
             cmd_train(args, extra)
+        elif args.command == "finetune":
+            cmd_finetune(args, extra)
         else:
             {"prepare": cmd_prepare, "sample": cmd_sample, "info": cmd_info, "plot": cmd_plot,
-             "tokenizer": cmd_tokenizer}[args.command](args)
+             "tokenizer": cmd_tokenizer, "lora": cmd_lora}[args.command](args)
     except KeyboardInterrupt:
         print("\nnanoframe: interrupted (resume a training run with --resume)", file=sys.stderr)
         return 130

@@ -281,6 +281,20 @@ class GPT(nn.Module):
             elif id(p) not in norm_ids:
                 nn.init.normal_(p, mean=0.0, std=0.02)
 
+    # ---- Hugging Face GPT-2 folders (see nanoframe/models/hf.py) ------------------------------------------
+    @classmethod
+    def from_hf(cls, folder):
+        """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors)."""
+        from nanoframe.models.hf import load_hf
+
+        return load_hf(folder)
+
+    def to_hf(self, folder, eot_id=None):
+        """Write config.json + model.safetensors that transformers' GPT2LMHeadModel.from_pretrained opens."""
+        from nanoframe.models.hf import save_hf
+
+        return save_hf(self, folder, eot_id)
+
     # ---- counting -------------------------------------------------------------------------------------
     def num_parameters(self, non_embedding=True, trainable_only=False):
         """Number of parameters (the tied wte/lm_head weight counted once). With non_embedding the

@@ -1,0 +1,218 @@
+"""Hugging Face GPT-2 folders <-> nanoframe GPT.
+
+A Hugging Face GPT-2 folder holds `config.json` (GPT2Config) and `model.safetensors`, and for the
+tokenizer `vocab.json` + `merges.txt` (or OpenAI's `encoder.json` + `vocab.bpe`: same formats).
+
+Names map key by key: HF's `transformer.h.0.attn.c_attn.weight` is ours. The differences:
+
+- HF's Conv1D layers (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) store weight (in, out);
+  our Linear stores (out, in), so those four weights are transposed both ways.
+- Some files omit the "transformer." prefix; non-parameter buffers (attn.bias, attn.masked_bias:
+  the causal mask) are skipped; lm_head.weight, when present, must equal wte (tied).
+- nanoframe's GPT is GPT-2 exactly when LayerNorm eps is 1e-5 and the MLP uses tanh GELU
+  ("gelu_new"); a config asking for anything else is refused rather than loaded wrong.
+
+    load_hf(folder) -> GPT           save_hf(model, folder)          load_hf_tokenizer(folder)
+"""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from nanoframe.io import atomic_write_text, load_safetensors, save_safetensors
+
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# activations that are exactly nanoframe's F.gelu(approximate="tanh")
+TANH_GELU = ("gelu_new", "gelu_pytorch_tanh")
+_BUFFER = re.compile(r"(^|\.)h\.\d+\.attn\.(bias|masked_bias)$")
+
+
+def is_hf_folder(path):
+    """True for a folder with config.json + model.safetensors and no nanoframe state.json."""
+    p = Path(path)
+    return (p.is_dir() and (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+            and not (p / "state.json").is_file())
+
+
+def config_from_hf(hf):
+    """A GPTConfig from a GPT2Config dict; raises ValueError for anything nanoframe's GPT is not."""
+    from nanoframe.models.gpt import GPTConfig
+
+    where = "config.json"
+    if hf.get("model_type", "gpt2") != "gpt2":
+        raise ValueError(f"{where}: model_type {hf.get('model_type')!r} is not gpt2")
+    act = hf.get("activation_function", "gelu_new")
+    if act not in TANH_GELU:
+        raise ValueError(f"{where}: activation_function {act!r} is not supported "
+                         f"(nanoframe's GPT uses tanh GELU: {', '.join(TANH_GELU)})")
+    eps = hf.get("layer_norm_epsilon", 1e-5)
+    if abs(float(eps) - 1e-5) > 1e-12:
+        raise ValueError(f"{where}: layer_norm_epsilon {eps} is not supported (nanoframe's LayerNorm uses 1e-5)")
+    n_embd = hf.get("n_embd")
+    n_inner = hf.get("n_inner")
+    if n_inner is not None and n_embd is not None and n_inner != 4 * n_embd:
+        raise ValueError(f"{where}: n_inner {n_inner} is not supported (nanoframe's MLP is 4 * n_embd = {4 * n_embd})")
+    if hf.get("scale_attn_by_inverse_layer_idx", False) or not hf.get("scale_attn_weights", True):
+        raise ValueError(f"{where}: only the standard 1/sqrt(head size) attention scaling is supported")
+    if hf.get("tie_word_embeddings", True) is False:
+        raise ValueError(f"{where}: untied lm_head (tie_word_embeddings false) is not supported")
+    missing = [k for k in ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd") if k not in hf]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+    return GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
+                     n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True)
+
+
+def config_to_hf(cfg, eot_id=None):
+    """A GPT2Config dict that transformers loads as GPT2LMHeadModel."""
+    hf = {
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+        "vocab_size": cfg.vocab_size, "n_positions": cfg.block_size, "n_ctx": cfg.block_size,
+        "n_embd": cfg.n_embd, "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_inner": None,
+        "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
+        "initializer_range": 0.02, "scale_attn_weights": True, "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+    }
+    if eot_id is not None:
+        hf["bos_token_id"] = hf["eos_token_id"] = int(eot_id)
+    return hf
+
+
+def state_from_hf(tensors, cfg, where="model.safetensors"):
+    """HF tensors -> {our name: float32 array} with Conv1D weights transposed and every shape checked.
+
+    Raises ValueError naming missing keys, unexpected keys and shape mismatches.
+    """
+    with_prefix = {}
+    lm_head = None
+    for name, arr in tensors.items():
+        if name == "lm_head.weight":
+            lm_head = arr
+            continue
+        if _BUFFER.search(name):
+            continue
+        with_prefix[name if name.startswith("transformer.") else "transformer." + name] = arr
+    expected = param_shapes(cfg)
+    missing = sorted(set(expected) - set(with_prefix))
+    unexpected = sorted(set(with_prefix) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing key(s) {missing}")
+    if unexpected:
+        problems.append(f"unexpected key(s) {unexpected}")
+    out = {}
+    for name, arr in with_prefix.items():
+        if name not in expected:
+            continue
+        arr = np.asarray(arr, dtype=np.float32)
+        if name.endswith(CONV1D):
+            arr = arr.T
+        if arr.shape != expected[name]:
+            shown = arr.T.shape if name.endswith(CONV1D) else arr.shape
+            problems.append(f"shape mismatch for {name}: file has {shown}, config needs "
+                            f"{expected[name][::-1] if name.endswith(CONV1D) else expected[name]}")
+            continue
+        out[name] = np.ascontiguousarray(arr)
+    if lm_head is not None and "transformer.wte.weight" in out:
+        if lm_head.shape != out["transformer.wte.weight"].shape or not np.array_equal(
+                np.asarray(lm_head, np.float32), out["transformer.wte.weight"]):
+            problems.append("lm_head.weight differs from transformer.wte.weight (untied heads are not supported)")
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return out
+
+
+def param_shapes(cfg):
+    """name -> shape of our GPT's parameters, the tied wte/lm_head listed once as transformer.wte.weight
+    (Linear weights (out, in), as nanoframe stores them)."""
+    C, V = cfg.n_embd, cfg.vocab_size
+    shapes = {"transformer.wte.weight": (V, C), "transformer.wpe.weight": (cfg.block_size, C)}
+    for i in range(cfg.n_layer):
+        h = f"transformer.h.{i}."
+        shapes.update({
+            h + "ln_1.weight": (C,), h + "ln_1.bias": (C,),
+            h + "attn.c_attn.weight": (3 * C, C), h + "attn.c_attn.bias": (3 * C,),
+            h + "attn.c_proj.weight": (C, C), h + "attn.c_proj.bias": (C,),
+            h + "ln_2.weight": (C,), h + "ln_2.bias": (C,),
+            h + "mlp.c_fc.weight": (4 * C, C), h + "mlp.c_fc.bias": (4 * C,),
+            h + "mlp.c_proj.weight": (C, 4 * C), h + "mlp.c_proj.bias": (C,),
+        })
+    shapes.update({"transformer.ln_f.weight": (C,), "transformer.ln_f.bias": (C,)})
+    return shapes
+
+
+def read_hf_config(folder):
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{folder} is not a Hugging Face model folder (no config.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+def load_hf(folder):
+    """A nanoframe GPT (bias=True, dropout 0) with the weights of a Hugging Face GPT-2 folder."""
+    from nanoframe.models.gpt import GPT
+
+    folder = Path(folder)
+    cfg = config_from_hf(read_hf_config(folder))
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise ValueError(f"{folder} has no model.safetensors (only safetensors weights are read, never pickle)")
+    state = state_from_hf(load_safetensors(weights), cfg, str(weights))
+    model = GPT(cfg)
+    model.load_state_dict(state, strict=False)  # lm_head.weight is the tied wte: not stored separately
+    return model
+
+
+def hf_tensors(model):
+    """Our GPT's weights in HF GPT-2 layout: Conv1D weights (in, out), float32, biases of a
+    bias=False model written as zeros (equivalent), lm_head left to the tie."""
+    from nanoframe.training.lora import LoRALinear
+
+    if any(isinstance(m, LoRALinear) for m in model.modules()):
+        raise ValueError("to_hf: the model has LoRA adapters; merge them first (nanoframe.training.lora.merge_lora)")
+    cfg = model.config
+    params = dict(model.named_parameters())
+    out = {}
+    for name, shape in param_shapes(cfg).items():
+        if name in params:
+            arr = np.asarray(params[name].data, dtype=np.float32)
+        elif name.endswith(".bias"):  # bias=False model: a zero bias is the same function
+            arr = np.zeros(shape, np.float32)
+        else:
+            raise ValueError(f"to_hf: the model has no parameter {name}")
+        out[name] = np.ascontiguousarray(arr.T if name.endswith(CONV1D) else arr)
+    return out
+
+
+def save_hf(model, folder, eot_id=None):
+    """Write config.json + model.safetensors that transformers opens with GPT2LMHeadModel.from_pretrained."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_safetensors(hf_tensors(model), folder / "model.safetensors", metadata={"format": "pt"})
+    atomic_write_text(folder / "config.json", json.dumps(config_to_hf(model.config, eot_id), indent=2) + "\n")
+    return folder
+
+
+def find_tokenizer_files(folder):
+    """(encoder_json, vocab_bpe) paths in a folder (HF vocab.json/merges.txt or OpenAI names), or None."""
+    folder = Path(folder)
+    for enc, bpe in (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")):
+        if (folder / enc).is_file() and (folder / bpe).is_file():
+            return folder / enc, folder / bpe
+    return None
+
+
+def load_hf_tokenizer(folder):
+    """The GPT-2 BPE tokenizer of a folder; ValueError when it has no tokenizer files."""
+    from nanoframe.tokenizer import BPETokenizer
+
+    found = find_tokenizer_files(folder)
+    if found is None:
+        raise ValueError(f"{folder} has no tokenizer files (vocab.json + merges.txt or encoder.json + vocab.bpe); "
+                         "pass --tokenizer")
+    return BPETokenizer.from_gpt2_files(*found)

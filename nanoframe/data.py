@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from nanoframe.io import atomic_open, atomic_write_text
+from nanoframe.io import atomic_open, atomic_write_text, read_json
 
 # Packages of the standard library never used for the default corpus: tests and vendored data.
 _STDLIB_SKIP = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__",
@@ -163,13 +163,8 @@ def prepare(train_docs, val_docs, tokenizer, out_dir, tokenizer_path=None, sourc
 
 
 def load_meta(data_dir):
-    path = Path(data_dir) / "meta.json"
-    if not path.is_file():
-        raise DataError(f"{data_dir} has no meta.json: run `nanoframe prepare` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON: {e}") from None
+    return read_json(Path(data_dir) / "meta.json",
+                     f"{data_dir} has no meta.json: run `nanoframe prepare` first", DataError)
 
 
 # ---- batches -----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import math
 import os
 import struct
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -492,3 +493,15 @@ def load(path):
     if unused:
         raise ValueError(f"{where}: tensors not referenced by the skeleton: {sorted(unused)[:5]}")
     return root
+
+
+def read_json(path, missing, error=ValueError):
+    """Parse the JSON file at `path`; raise `error(missing)` when it does not exist and an error
+    naming the file when it is not valid JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(missing)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path} is not valid JSON: {e}") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoframe.io import atomic_write_text, load_safetensors, save_safetensors
+from nanoframe.io import atomic_write_text, load_safetensors, read_json, save_safetensors
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # activations that are exactly nanoframe's F.gelu(approximate="tanh")
@@ -144,13 +144,8 @@ def param_shapes(cfg):
 
 
 def read_hf_config(folder):
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{folder} is not a Hugging Face model folder (no config.json)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    return read_json(Path(folder) / "config.json",
+                     f"{folder} is not a Hugging Face model folder (no config.json)")
 
 
 def load_hf(folder):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoframe.io import atomic_write_text, load, load_safetensors, save, save_safetensors
+from nanoframe.io import atomic_write_text, load, load_safetensors, read_json, save, save_safetensors
 
 STATE = "state.json"
 
@@ -72,13 +72,8 @@ def save_checkpoint(folder, model, optimizer, state):
 
 
 def read_state(folder):
-    path = Path(folder) / STATE
-    if not path.is_file():
-        raise CheckpointError(f"{folder} is not a complete checkpoint (no {STATE})")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is corrupt: {e}") from None
+    return read_json(Path(folder) / STATE, f"{folder} is not a complete checkpoint (no {STATE})",
+                     CheckpointError)
 
 
 def load_checkpoint(folder, model, optimizer=None):

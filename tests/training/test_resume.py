@@ -1,12 +1,10 @@
 """Exact resume: losses after resuming equal an uninterrupted run's, bit for bit."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from nanoframe import data as D

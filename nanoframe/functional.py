@@ -7,6 +7,7 @@ from nanoframe.ops.activation import gelu
 from nanoframe.ops.activation import log_softmax
 from nanoframe.ops.activation import silu
 from nanoframe.ops.activation import softmax
+from nanoframe.ops.attention import causal_self_attention
 from nanoframe.ops.attention import scaled_dot_product_attention
 from nanoframe.ops.dropout import dropout
 from nanoframe.ops.elementwise import relu
@@ -23,6 +24,7 @@ from nanoframe.ops.norm import rms_norm
 
 __all__ = [
     "binary_cross_entropy_with_logits",
+    "causal_self_attention",
     "cross_entropy",
     "dropout",
     "embedding",

@@ -31,42 +31,51 @@ def _check_norm_args(op, x, normalized_shape, weight, bias=None):
     return normalized_shape
 
 
+_SCRATCH_ELEMS = 65536  # a 256 KiB float32 scratch block: stays in L2, allocated without page faults
+
+
 class LayerNorm(Function):
     """x (..., *normalized_shape) viewed as (N, C) rows, C = prod(normalized_shape).
 
     y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps) (biased variance).
-    Saves x, w, mean (N, 1) and rstd (N, 1) as llm.c's layernorm_forward does; xhat is recomputed
-    in the backward (one pass) instead of keeping another (N, C) array alive between the passes.
+    Saves w, xhat = (x - mean) * rstd (N, C) and rstd (N, 1); llm.c saves mean and rstd and
+    recomputes xhat, but keeping xhat (the same size as the x it replaces) spares the backward a
+    pass and an (N, C) allocation. Row reductions are matrix-vector products (one BLAS call each)
+    and every (N, C) pass after the first writes into the array it reads.
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, normalized_shape=None, eps=1e-5):
         c = int(np.prod(normalized_shape))
         x2 = x.reshape(-1, c)                          # (N, C)
-        mean = x2.mean(axis=1, keepdims=True)          # (N, 1)
-        y = x2 - mean                                  # (N, C) xc, owned: becomes y in place
-        var = np.einsum("nc,nc->n", y, y)[:, None]     # (N, 1) sum of squares, no (N, C) temporary
-        var /= c
+        inv_c = np.full(c, 1.0 / c, dtype=x.dtype)
+        mean = x2 @ inv_c                              # (N,) BLAS gemv
+        xhat = x2 - mean[:, None]                      # (N, C) xc, owned: becomes xhat in place
+        var = np.einsum("nc,nc->n", xhat, xhat)        # (N,) sum of squares, no (N, C) temporary
+        var *= 1.0 / c
         var += eps
         rstd = np.sqrt(var, out=var)
-        np.divide(1.0, rstd, out=rstd)                 # (N, 1) 1 / sqrt(var + eps)
-        y *= rstd                                      # xhat
-        if weight is not None:
-            y *= weight.reshape(-1)
+        np.divide(1.0, rstd, out=rstd)
+        rstd = rstd[:, None]                           # (N, 1) 1 / sqrt(var + eps)
+        xhat *= rstd
+        if weight is None and bias is None:
+            y = xhat.copy()                            # xhat is saved: the output must not alias it
+        elif weight is not None:
+            y = xhat * weight.reshape(-1)
+        else:
+            y = xhat.copy()
         if bias is not None:
             y += bias.reshape(-1)
-        ctx.save_for_backward(x2, weight, mean, rstd)
+        ctx.save_for_backward(weight, xhat, rstd)
         ctx.has_bias, ctx.x_shape, ctx.norm_shape = bias is not None, x.shape, normalized_shape
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, gy):
-        x2, weight, mean, rstd = ctx.saved_tensors
+        weight, xhat, rstd = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        n, c = x2.shape
+        n, c = xhat.shape
         gy2 = gy.reshape(n, c)                         # (N, C)
-        xhat = x2 - mean                               # recompute xhat = (x - mean) * rstd
-        xhat *= rstd
         gx = gw = gb = None
         if need_w and weight is not None:
             gw = np.einsum("nc,nc->c", gy2, xhat).reshape(ctx.norm_shape)  # dw = sum_n gy * xhat
@@ -80,12 +89,18 @@ class LayerNorm(Function):
             #   term 2: -mean_c(dnorm), through the mean of x
             #   term 3: -xhat * mean_c(dnorm * xhat), through the variance
             #   final scale: * rstd
-            m1 = dnorm.mean(axis=1, keepdims=True)                         # (N, 1)
+            inv_c = np.full(c, 1.0 / c, dtype=dnorm.dtype)
+            m1 = (dnorm @ inv_c)[:, None]                                  # (N, 1) BLAS gemv
             m2 = np.einsum("nc,nc->n", dnorm, xhat)[:, None]               # (N, 1)
-            m2 /= c
+            m2 *= 1.0 / c
             dnorm -= m1                                                    # term 1 + term 2
-            xhat *= m2
-            dnorm -= xhat                                                  # + term 3
+            # + term 3, in row blocks through one small scratch (xhat is saved: it stays unchanged)
+            rows = max(1, _SCRATCH_ELEMS // c)
+            scratch = np.empty((min(rows, n), c), dtype=dnorm.dtype)
+            for i in range(0, n, rows):
+                j = min(i + rows, n)
+                s = np.multiply(xhat[i:j], m2[i:j], out=scratch[: j - i])
+                dnorm[i:j] -= s
             dnorm *= rstd                                                  # final scale
             gx = dnorm.reshape(ctx.x_shape)
         return gx, gw, gb

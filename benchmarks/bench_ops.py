@@ -60,10 +60,23 @@ def cases():
          F.binary_cross_entropy_with_logits, lambda tF: tF.binary_cross_entropy_with_logits),
         ("dropout p=0.1", f"x ({B},{T},{4 * C})", lambda r: [r((B, T, 4 * C))], (0,),
          lambda x: F.dropout(x, 0.1), lambda tF: (lambda x: tF.dropout(x, 0.1))),
+        ("causal_self_attention", f"qkv ({B},{T},{3 * C}) nh={NH}", lambda r: [r((B, T, 3 * C))], (0,),
+         lambda qkv: F.causal_self_attention(qkv, NH), lambda tF: _torch_packed_attention(tF)),
         ("sdpa causal", f"q,k,v ({B},{NH},{T},{HS})", lambda r: [r((B, NH, T, HS)), r((B, NH, T, HS)), r((B, NH, T, HS))],
          (0, 1, 2), lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
          lambda tF: (lambda q, k, v: tF.scaled_dot_product_attention(q, k, v, is_causal=True))),
     ]
+
+
+def _torch_packed_attention(tF):
+    """torch's twin of F.causal_self_attention: split (B, T, 3C), view heads, causal SDPA, merge."""
+
+    def fn(qkv):
+        q, k, v = qkv.split(C, dim=2)
+        q, k, v = (t.view(B, T, NH, HS).transpose(1, 2) for t in (q, k, v))
+        return tF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+
+    return fn
 
 
 def _ids(shape):

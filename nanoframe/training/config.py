@@ -73,7 +73,7 @@ PRESETS = {
     },
     "default": {
         "model": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, dropout=0.0, bias=True),
-        "train": dict(batch_size=8, max_iters=1500, lr=2e-3, min_lr=2e-4, warmup_iters=100,
-                      eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=250),
+        "train": dict(batch_size=8, max_iters=2800, lr=2e-3, min_lr=2e-4, warmup_iters=100,
+                      eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=500),
     },
 }

@@ -41,7 +41,7 @@ def _args(op, ndim, dim, keepdim, kw):
     return normalize_dims(dim, ndim, op), bool(keepdim)
 
 
-def _expand_back(gy, in_shape, axes, keepdim):
+def _expand_back(gy, axes, keepdim):
     """Reshape a reduced gradient so it broadcasts against the input."""
     if not keepdim and axes:
         gy = np.expand_dims(gy, axes)
@@ -56,7 +56,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        gy = _expand_back(gy, ctx.shape, ctx.axes, ctx.keepdim)
+        gy = _expand_back(gy, ctx.axes, ctx.keepdim)
         return np.broadcast_to(gy, ctx.shape), None, None
 
 
@@ -74,7 +74,7 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        gy = _expand_back(gy, ctx.shape, ctx.axes, ctx.keepdim) / ctx.n
+        gy = _expand_back(gy, ctx.axes, ctx.keepdim) / ctx.n
         return np.broadcast_to(gy, ctx.shape), None, None
 
 
@@ -98,7 +98,7 @@ class AMax(Function):
         x, y = ctx.saved_tensors
         hit = x == y
         count = np.sum(hit, axis=ctx.axes, keepdims=True)
-        gy = _expand_back(gy, x.shape, ctx.axes, ctx.keepdim)
+        gy = _expand_back(gy, ctx.axes, ctx.keepdim)
         return gy * hit / count.astype(gy.dtype), None, None, None
 
 
@@ -172,7 +172,7 @@ class Var(Function):
     @staticmethod
     def backward(ctx, gy):
         (xc,) = ctx.saved_tensors
-        gy = _expand_back(gy, xc.shape, ctx.axes, ctx.keepdim)
+        gy = _expand_back(gy, ctx.axes, ctx.keepdim)
         return gy * (2.0 / ctx.denom) * xc, None, None, None  # d/dx sum((x-mu)^2) = 2(x-mu)
 
 

@@ -1,6 +1,7 @@
 """nanoframe: a NumPy deep-learning framework with hand-written backward passes."""
 from nanoframe.autograd import enable_grad, is_grad_enabled, no_grad
 from nanoframe.io import load, load_safetensors, save, save_safetensors
+from nanoframe.parallel import get_num_threads, set_num_threads
 from nanoframe.random import get_rng_state, manual_seed, set_rng_state
 from nanoframe.tensor import (
     Tensor,

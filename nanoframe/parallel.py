@@ -1,0 +1,122 @@
+"""Intra-op threads: the fused ops split their rows over a small thread pool, as PyTorch does.
+
+NumPy runs elementwise work (exp, the softmax passes, GELU, layer norm) on one core, and its
+batched matmul over many small matrices (attention's (B, nh) stack) calls a multi-threaded BLAS
+once per matrix, where thread start-up dominates. PyTorch instead splits such ops over its
+intra-op threads, each running single-threaded kernels. `parallel_for` does the same with plain
+Python threads: NumPy releases the GIL inside ufuncs and BLAS calls, so the chunks really run
+side by side. While a parallel region runs, the BLAS is switched to one thread (so that the two
+levels of threading do not fight over the cores) and restored afterwards.
+
+The BLAS thread count is reached through the OpenBLAS shared library that NumPy loaded (found in
+/proc/self/maps: Linux only). Where it cannot be found, or the BLAS has one thread (e.g. under
+OPENBLAS_NUM_THREADS=1), every op runs serially, exactly as before. Results do not depend on the
+thread count: each chunk does the same arithmetic on its own rows.
+
+    nanoframe.get_num_threads()      # default: the BLAS thread count, capped by the usable cores
+    nanoframe.set_num_threads(1)     # serial ops and a one-thread BLAS (like torch.set_num_threads)
+"""
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+
+def _find_openblas():
+    """(set_num_threads, get_num_threads) ctypes functions of NumPy's OpenBLAS, or None."""
+    try:
+        import numpy  # noqa: F401  (loads the BLAS library into the process)
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""),
+                               ("openblas", "64_"), ("openblas", "")):
+            try:
+                set_n = getattr(lib, f"{prefix}_set_num_threads{suffix}")
+                get_n = getattr(lib, f"{prefix}_get_num_threads{suffix}")
+            except AttributeError:
+                continue
+            set_n.argtypes, set_n.restype = (ctypes.c_int,), None
+            get_n.argtypes, get_n.restype = (), ctypes.c_int
+            return set_n, get_n
+    return None
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_blas = _find_openblas()
+_num_threads = 1 if _blas is None else max(1, min(_blas[1](), _usable_cores()))
+_pool = None
+_region = threading.Lock()   # one parallel region at a time; a nested or concurrent call runs serially
+
+# below this many elements of work a chunk is not worth a thread hand-off (~20-50 us)
+MIN_PARALLEL_SIZE = 1 << 15
+
+
+def get_num_threads():
+    """Threads the fused ops use (1 = serial)."""
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Use n threads in the fused ops and in the BLAS (PyTorch's torch.set_num_threads).
+
+    Without a BLAS nanoframe can control (non-Linux, or not OpenBLAS), only 1 is accepted.
+    """
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    if _blas is None:
+        if n != 1:
+            raise ValueError("set_num_threads: nanoframe cannot control this NumPy's BLAS threads "
+                             "(OpenBLAS not found), so only 1 is supported; set OPENBLAS_NUM_THREADS "
+                             "or OMP_NUM_THREADS before starting Python instead")
+        return
+    with _region:
+        _blas[0](n)
+        _num_threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+
+
+def parallel_for(fn, n, work_per_item=1):
+    """Call fn(start, stop) on contiguous chunks covering range(n), one chunk per thread.
+
+    The chunks run concurrently (chunk 0 on the calling thread) with the BLAS on one thread;
+    returns the results in chunk order. Runs fn(0, n) serially when threads are off, when
+    n * work_per_item < MIN_PARALLEL_SIZE, or when called inside another parallel region.
+    fn must write only to its own rows (or return its results) and must not draw random numbers.
+    """
+    global _pool
+    k = min(_num_threads, n)
+    if k <= 1 or n * work_per_item < MIN_PARALLEL_SIZE or not _region.acquire(blocking=False):
+        return [fn(0, n)]
+    try:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="nanoframe")
+        bounds = [n * i // k for i in range(k + 1)]
+        blas_threads = _blas[1]()
+        _blas[0](1)
+        try:
+            futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+            try:
+                first = fn(bounds[0], bounds[1])
+            finally:
+                rest = [f.result() for f in futures]   # wait for every chunk, even on an error
+        finally:
+            _blas[0](blas_threads)
+        return [first] + rest
+    finally:
+        _region.release()

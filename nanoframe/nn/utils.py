@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from nanoframe.parallel import parallel_for
 from nanoframe.tensor import Tensor
 
 
@@ -26,8 +27,15 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if norm_type == math.inf:
         total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
     elif norm_type == 2.0:
-        # np.dot on the flattened array is one BLAS call and no temporary
-        total = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads))
+        squares = np.empty(len(grads))                 # float64 sum of squares per gradient
+
+        def sum_squares(a, b):
+            for i in range(a, b):
+                flat = grads[i].reshape(-1)
+                squares[i] = np.dot(flat, flat)        # one BLAS call, no temporary
+
+        parallel_for(sum_squares, len(grads), work_per_item=_mean_size(grads))
+        total = math.sqrt(math.fsum(squares))          # the same value for any thread count
     else:
         total = sum(float(np.sum(np.abs(g, dtype=np.float64) ** norm_type)) for g in grads) ** (1.0 / norm_type)
     total = np.float64(total)
@@ -38,6 +46,13 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         )
     coef = float(max_norm) / (float(total) + 1e-6)
     if not coef >= 1.0:  # clamped to 1 (multiplying by 1 is a no-op); a NaN norm spreads NaN, as in torch
-        for g in grads:
-            g *= np.asarray(coef, dtype=g.dtype)
+        def scale(a, b):
+            for g in grads[a:b]:
+                g *= np.asarray(coef, dtype=g.dtype)
+
+        parallel_for(scale, len(grads), work_per_item=_mean_size(grads))
     return total
+
+
+def _mean_size(arrays):
+    return sum(a.size for a in arrays) // max(1, len(arrays))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from nanoframe.autograd import Function
+from nanoframe.parallel import parallel_for
 from nanoframe.tensor import Tensor
 
 
@@ -138,7 +139,8 @@ class GELU(Function):
     The forward computes y and dy/dx together and saves only dy/dx: the backward is one multiply
     (gx = gy * dy/dx) instead of a second chain of a dozen passes, and the input x is no longer kept
     alive by this op. The chain runs in chunks of CHUNK elements with two small scratch arrays, so
-    it allocates nothing but y and dy/dx (a small gain in speed on top: the passes hit L2).
+    it allocates nothing but y and dy/dx (a small gain in speed on top: the passes hit L2), and
+    the chunks are shared out over nanoframe.parallel's threads.
     Measured in a training step of the "small" GPT, (8, 256, 1536) float32, forward+backward per
     call: 19 ms -> 12 ms (tanh form).
     """
@@ -152,17 +154,30 @@ class GELU(Function):
         kernel = _gelu_tanh_chunk if approximate == "tanh" else _gelu_erf_chunk
 
         n = x.shape[0]
-        s1, s2 = np.empty(min(n, CHUNK), x.dtype), np.empty(min(n, CHUNK), x.dtype)
-        for i in range(0, n, CHUNK):
-            j = min(i + CHUNK, n)
-            kernel(x[i:j], y[i:j], dydx[i:j], s1[: j - i], s2[: j - i])
+
+        def chunks(k0, k1):  # chunks [k0, k1) of CHUNK elements, with this thread's own scratch
+            s1, s2 = np.empty(min(n, CHUNK), x.dtype), np.empty(min(n, CHUNK), x.dtype)
+            for i in range(k0 * CHUNK, min(k1 * CHUNK, n), CHUNK):
+                j = min(i + CHUNK, n)
+                kernel(x[i:j], y[i:j], dydx[i:j], s1[: j - i], s2[: j - i])
+
+        parallel_for(chunks, -(-n // CHUNK), work_per_item=CHUNK)
         ctx.save_for_backward(dydx)
         return y.reshape(ctx.shape)
 
     @staticmethod
     def backward(ctx, gy):
         (dydx,) = ctx.saved_tensors
-        return np.multiply(gy.reshape(-1), dydx).reshape(ctx.shape)
+        gy = gy.reshape(-1)
+        gx = np.empty_like(dydx)
+        n = gx.shape[0]
+
+        def chunks(k0, k1):
+            i, j = k0 * CHUNK, min(k1 * CHUNK, n)
+            np.multiply(gy[i:j], dydx[i:j], out=gx[i:j])
+
+        parallel_for(chunks, -(-n // CHUNK), work_per_item=CHUNK)
+        return gx.reshape(ctx.shape)
 
 
 def _gelu_tanh_chunk(x, y, dydx, s1, s2):

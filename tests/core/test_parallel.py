@@ -1,0 +1,186 @@
+"""nanoframe.parallel: chunking, fallbacks, errors, and ops that give the same numbers on 1 or 2 threads."""
+import threading
+
+import numpy as np
+import pytest
+
+import nanoframe
+import nanoframe.functional as F
+import nanoframe.parallel as par
+from nanoframe.nn.utils import clip_grad_norm_
+from nanoframe.optim import AdamW
+from nanoframe.testing import gradcheck
+
+needs_blas = pytest.mark.skipif(par._blas is None, reason="nanoframe cannot control this NumPy's BLAS threads")
+
+
+@pytest.fixture
+def threads():
+    """Yields a setter for the thread count; restores the count (and the BLAS's) afterwards."""
+    before = nanoframe.get_num_threads()
+    blas_before = par._blas[1]() if par._blas is not None else None
+    yield nanoframe.set_num_threads
+    if par._blas is not None:
+        nanoframe.set_num_threads(blas_before)
+    par._num_threads = before
+
+
+@pytest.fixture
+def always_parallel(monkeypatch):
+    """Thread even the tiny test shapes."""
+    monkeypatch.setattr(par, "MIN_PARALLEL_SIZE", 0)
+
+
+def _record(n_threads):
+    seen = []
+
+    def fn(a, b):
+        seen.append((a, b, threading.current_thread() is threading.main_thread()))
+        return (a, b)
+
+    return seen, fn
+
+
+@needs_blas
+@pytest.mark.parametrize("n", [2, 3, 7, 1000])
+def test_chunks_cover_the_range_in_order(threads, always_parallel, n):
+    threads(2)
+    seen, fn = _record(2)
+    out = par.parallel_for(fn, n)
+    assert out == [(0, n // 2), (n // 2, n)]                  # results in chunk order
+    assert sorted((a, b) for a, b, _ in seen) == out
+    assert [main for a, b, main in seen if a == 0] == [True]  # chunk 0 runs on the caller
+    assert [main for a, b, main in seen if a != 0] == [False]
+
+
+@needs_blas
+def test_blas_runs_single_threaded_inside_and_is_restored(threads, always_parallel):
+    threads(2)
+    inside = par.parallel_for(lambda a, b: par._blas[1](), 4)
+    assert inside == [1, 1]
+    assert par._blas[1]() == 2
+
+
+def test_small_work_runs_serially_on_the_caller():
+    seen, fn = _record(1)
+    assert par.parallel_for(fn, 10, work_per_item=1) == [(0, 10)]
+    assert seen == [(0, 10, True)]
+
+
+def test_zero_items_call_fn_once_with_an_empty_range():
+    assert par.parallel_for(lambda a, b: (a, b), 0) == [(0, 0)]
+
+
+@needs_blas
+def test_nested_region_runs_serially(threads, always_parallel):
+    threads(2)
+
+    def outer(a, b):
+        return par.parallel_for(lambda c, d: (c, d), 10)
+
+    assert par.parallel_for(outer, 4) == [[(0, 10)], [(0, 10)]]
+
+
+@needs_blas
+@pytest.mark.parametrize("failing_chunk", [0, 1])
+def test_error_in_a_chunk_propagates_and_state_is_restored(threads, always_parallel, failing_chunk):
+    threads(2)
+
+    def fn(a, b):
+        if (a != 0) == bool(failing_chunk):
+            raise ValueError(f"chunk starting at {a} failed")
+        return a
+
+    with pytest.raises(ValueError, match="failed"):
+        par.parallel_for(fn, 4)
+    assert par._blas[1]() == 2
+    assert par.parallel_for(lambda a, b: (a, b), 4) == [(0, 2), (2, 4)]   # the region is free again
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="positive int"):
+        nanoframe.set_num_threads(bad)
+
+
+@needs_blas
+def test_set_num_threads_sets_the_blas_too(threads):
+    threads(1)
+    assert nanoframe.get_num_threads() == 1 and par._blas[1]() == 1
+    threads(2)
+    assert nanoframe.get_num_threads() == 2 and par._blas[1]() == 2
+
+
+# ---- the threaded ops: same numbers on 1 and 2 threads, and correct gradients through the threads ----
+def _grads(fn, arrays, seed=0):
+    ts = [nanoframe.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    w = np.random.default_rng(seed).standard_normal(out.shape).astype(out.data.dtype)
+    (out * nanoframe.tensor(w)).sum().backward()
+    return [out.data.copy()] + [t.grad.copy() for t in ts]
+
+
+def _ops(dtype):
+    rng = np.random.default_rng(1)
+    r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    return {
+        "linear": (lambda x, w, b: F.linear(x, w, b), [r(6, 5, 8), r(7, 8), r(7)]),
+        "layer_norm": (lambda x, w, b: F.layer_norm(x, (8,), w, b), [r(6, 5, 8), r(8), r(8)]),
+        "gelu": (lambda x: F.gelu(x, approximate="tanh"), [r(6, 5, 8)]),
+        "causal_self_attention": (lambda qkv: F.causal_self_attention(qkv, 2), [r(4, 9, 12)]),
+    }
+
+
+@needs_blas
+@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention"])
+def test_threaded_op_equals_serial(threads, always_parallel, monkeypatch, name):
+    from nanoframe.ops import activation, norm
+    monkeypatch.setattr(activation, "CHUNK", 16)      # several chunks / blocks even on small shapes
+    monkeypatch.setattr(norm, "LN_BLOCK_ELEMS", 32)
+    fn, arrays = _ops(np.float32)[name]
+    threads(1)
+    serial = _grads(fn, arrays)
+    threads(2)
+    threaded = _grads(fn, arrays)
+    for s, t in zip(serial, threaded):
+        np.testing.assert_allclose(t, s, rtol=1e-6, atol=1e-6)
+
+
+@needs_blas
+@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention"])
+def test_gradcheck_through_the_threads(threads, always_parallel, monkeypatch, name):
+    from nanoframe.ops import activation, norm
+    monkeypatch.setattr(activation, "CHUNK", 16)
+    monkeypatch.setattr(norm, "LN_BLOCK_ELEMS", 32)
+    threads(2)
+    fn, arrays = _ops(np.float64)[name]
+    gradcheck(fn, [nanoframe.tensor(a, requires_grad=True) for a in arrays])
+
+
+@needs_blas
+def test_adamw_and_clipping_equal_serial(threads, always_parallel, monkeypatch):
+    from nanoframe.optim import adam
+    monkeypatch.setattr(adam, "CHUNK", 8)
+    rng = np.random.default_rng(2)
+    shapes = [(5, 7), (7,), (3, 4, 2), (1,)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) * 3 for s in shapes] for _ in range(3)]
+
+    def run(n):
+        threads(n)
+        params = [nanoframe.tensor(a.copy(), requires_grad=True) for a in start]
+        opt = AdamW(params, lr=0.1, weight_decay=0.1)
+        norms = []
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.copy()
+            norms.append(float(clip_grad_norm_(params, 1.0)))
+            opt.step()
+        return norms, [p.data for p in params]
+
+    norms1, params1 = run(1)
+    norms2, params2 = run(2)
+    assert norms1 == norms2
+    for a, b in zip(params1, params2):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(params1[0], start[0])

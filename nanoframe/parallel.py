@@ -19,7 +19,6 @@ thread count: each chunk does the same arithmetic on its own rows.
 import ctypes
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 
 def _find_openblas():
@@ -55,13 +54,63 @@ def _usable_cores():
         return os.cpu_count() or 1
 
 
+class _Worker:
+    """A daemon thread that runs one chunk at a time. The hand-over is two plain locks: a round
+    trip costs ~13 us here against ~36 us through concurrent.futures (Future, queue, condition)."""
+
+    def __init__(self):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._task = self._outcome = None
+        threading.Thread(target=self._loop, daemon=True, name="nanoframe-worker").start()
+
+    def _loop(self):
+        while True:
+            self._go.acquire()
+            if self._task is None:                     # stop()
+                return
+            fn, a, b = self._task
+            try:
+                self._outcome = (True, fn(a, b))
+            except BaseException as e:                 # handed to the caller by join()
+                self._outcome = (False, e)
+            self._task = None
+            self._done.release()
+
+    def start(self, fn, a, b):
+        self._task = (fn, a, b)
+        self._go.release()
+
+    def join(self):
+        self._done.acquire()
+        (ok, value), self._outcome = self._outcome, None
+        if not ok:
+            raise value
+        return value
+
+    def stop(self):
+        self._task = None
+        self._go.release()
+
+
 _blas = _find_openblas()
 _num_threads = 1 if _blas is None else max(1, min(_blas[1](), _usable_cores()))
-_pool = None
+_workers = []                # _num_threads - 1 of them, started on first use
 _region = threading.Lock()   # one parallel region at a time; a nested or concurrent call runs serially
 
-# below this many elements of work a chunk is not worth a thread hand-off (~20-50 us)
+# below this many elements of work a chunk is not worth a thread hand-off
 MIN_PARALLEL_SIZE = 1 << 15
+
+
+def _forget_workers():
+    """In a forked child the worker threads do not exist: start new ones when needed."""
+    global _workers, _region
+    _workers, _region = [], threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def get_num_threads():
@@ -74,7 +123,7 @@ def set_num_threads(n):
 
     Without a BLAS nanoframe can control (non-Linux, or not OpenBLAS), only 1 is accepted.
     """
-    global _num_threads, _pool
+    global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
     if _blas is None:
@@ -86,9 +135,8 @@ def set_num_threads(n):
     with _region:
         _blas[0](n)
         _num_threads = n
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        while len(_workers) > n - 1:
+            _workers.pop().stop()
 
 
 def parallel_for(fn, n, work_per_item=1):
@@ -99,24 +147,32 @@ def parallel_for(fn, n, work_per_item=1):
     n * work_per_item < MIN_PARALLEL_SIZE, or when called inside another parallel region.
     fn must write only to its own rows (or return its results) and must not draw random numbers.
     """
-    global _pool
     k = min(_num_threads, n)
     if k <= 1 or n * work_per_item < MIN_PARALLEL_SIZE or not _region.acquire(blocking=False):
         return [fn(0, n)]
     try:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="nanoframe")
+        while len(_workers) < k - 1:
+            _workers.append(_Worker())
         bounds = [n * i // k for i in range(k + 1)]
         blas_threads = _blas[1]()
         _blas[0](1)
         try:
-            futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+            for i in range(1, k):
+                _workers[i - 1].start(fn, bounds[i], bounds[i + 1])
             try:
                 first = fn(bounds[0], bounds[1])
             finally:
-                rest = [f.result() for f in futures]   # wait for every chunk, even on an error
+                outcomes = []
+                for w in _workers[: k - 1]:            # wait for every chunk, even on an error
+                    try:
+                        outcomes.append((True, w.join()))
+                    except BaseException as e:
+                        outcomes.append((False, e))
         finally:
             _blas[0](blas_threads)
-        return [first] + rest
+        for ok, value in outcomes:
+            if not ok:
+                raise value
+        return [first] + [value for _, value in outcomes]
     finally:
         _region.release()

@@ -7,6 +7,7 @@ the two agree; for more dims move the class dim last first.
 import numpy as np
 
 from nanoframe.autograd import Function, unbroadcast
+from nanoframe.parallel import parallel_for
 from nanoframe.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -91,10 +92,17 @@ class CrossEntropy(Function):
         valid = t != ignore_index                      # (N,)
         t_safe = np.where(valid, t, 0)
         rows = np.arange(n)
-        m = x.max(axis=1, keepdims=True)               # (N, 1)
-        e = x - m                                      # (N, V), owned
-        np.exp(e, out=e)
-        s = e.sum(axis=1, keepdims=True)               # (N, 1), >= 1
+        m = np.empty((n, 1), dtype=x.dtype)            # (N, 1) row max
+        e = np.empty_like(x)                           # (N, V) exp(x - m)
+        s = np.empty((n, 1), dtype=x.dtype)            # (N, 1) sum(e) >= 1
+
+        def softmax_rows(a, b):                        # the (N, V) passes, rows shared over threads
+            np.max(x[a:b], axis=1, keepdims=True, out=m[a:b])
+            np.subtract(x[a:b], m[a:b], out=e[a:b])
+            np.exp(e[a:b], out=e[a:b])
+            np.sum(e[a:b], axis=1, keepdims=True, out=s[a:b])
+
+        parallel_for(softmax_rows, n, work_per_item=v)
         lse = np.log(s)
         lse += m                                       # (N, 1) logsumexp
         lse = lse[:, 0]
@@ -119,7 +127,13 @@ class CrossEntropy(Function):
         n, v = e.shape
         scale = _row_scale(gy, valid, reduction, n_valid, e.dtype)       # (N,)
         # softmax times the row scale in one pass: g = e * (scale / sum(e))
-        g = e * (inv_s * scale[:, None])               # (N, V)
+        row_factor = inv_s * scale[:, None]            # (N, 1)
+        g = np.empty_like(e)                           # (N, V)
+
+        def grad_rows(a, b):
+            np.multiply(e[a:b], row_factor[a:b], out=g[a:b])
+
+        parallel_for(grad_rows, n, work_per_item=v)
         g[np.arange(n), t_safe] -= (1.0 - label_smoothing) * scale       # - (1 - eps) [j == t]
         if label_smoothing > 0.0:
             g -= (label_smoothing / v) * scale[:, None]                  # - eps / V

@@ -123,16 +123,18 @@ def _grads(fn, arrays, seed=0):
 def _ops(dtype):
     rng = np.random.default_rng(1)
     r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    targets = nanoframe.tensor(rng.integers(0, 11, (6, 5)))
     return {
         "linear": (lambda x, w, b: F.linear(x, w, b), [r(6, 5, 8), r(7, 8), r(7)]),
         "layer_norm": (lambda x, w, b: F.layer_norm(x, (8,), w, b), [r(6, 5, 8), r(8), r(8)]),
         "gelu": (lambda x: F.gelu(x, approximate="tanh"), [r(6, 5, 8)]),
         "causal_self_attention": (lambda qkv: F.causal_self_attention(qkv, 2), [r(4, 9, 12)]),
+        "cross_entropy": (lambda x: F.cross_entropy(x, targets, reduction="none"), [r(6, 5, 11)]),
     }
 
 
 @needs_blas
-@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention"])
+@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention", "cross_entropy"])
 def test_threaded_op_equals_serial(threads, always_parallel, monkeypatch, name):
     from nanoframe.ops import activation, norm
     monkeypatch.setattr(activation, "CHUNK", 16)      # several chunks / blocks even on small shapes
@@ -147,7 +149,7 @@ def test_threaded_op_equals_serial(threads, always_parallel, monkeypatch, name):
 
 
 @needs_blas
-@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention"])
+@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention", "cross_entropy"])
 def test_gradcheck_through_the_threads(threads, always_parallel, monkeypatch, name):
     from nanoframe.ops import activation, norm
     monkeypatch.setattr(activation, "CHUNK", 16)

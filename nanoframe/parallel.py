@@ -99,8 +99,11 @@ _num_threads = 1 if _blas is None else max(1, min(_blas[1](), _usable_cores()))
 _workers = []                # _num_threads - 1 of them, started on first use
 _region = threading.Lock()   # one parallel region at a time; a nested or concurrent call runs serially
 
-# below this many elements of work a chunk is not worth a thread hand-off
-MIN_PARALLEL_SIZE = 1 << 15
+# Work is counted in elementwise units: one float32 element through one ufunc (~1 ns), which is
+# about GEMM_UNIT multiply-adds of a one-thread BLAS GEMM. A chunk with less work than
+# MIN_PARALLEL_SIZE (~15 us) is not worth a thread hand-off (~15-40 us on a 2-core VM).
+MIN_PARALLEL_SIZE = 1 << 14
+GEMM_UNIT = 64
 
 
 def _forget_workers():
@@ -143,12 +146,13 @@ def parallel_for(fn, n, work_per_item=1):
     """Call fn(start, stop) on contiguous chunks covering range(n), one chunk per thread.
 
     The chunks run concurrently (chunk 0 on the calling thread) with the BLAS on one thread;
-    returns the results in chunk order. Runs fn(0, n) serially when threads are off, when
-    n * work_per_item < MIN_PARALLEL_SIZE, or when called inside another parallel region.
+    returns the results in chunk order. Uses only as many threads as give every chunk at least
+    MIN_PARALLEL_SIZE of work (n * work_per_item in all), and runs fn(0, n) serially when threads
+    are off, when there is too little work, or when called inside another parallel region.
     fn must write only to its own rows (or return its results) and must not draw random numbers.
     """
-    k = min(_num_threads, n)
-    if k <= 1 or n * work_per_item < MIN_PARALLEL_SIZE or not _region.acquire(blocking=False):
+    k = min(_num_threads, n, n * work_per_item // max(1, MIN_PARALLEL_SIZE))   # chunks >= MIN_PARALLEL_SIZE
+    if k <= 1 or not _region.acquire(blocking=False):
         return [fn(0, n)]
     try:
         while len(_workers) < k - 1:

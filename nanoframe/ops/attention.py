@@ -230,7 +230,7 @@ class CausalSelfAttention(Function):
                 att_d = att * masks[i][b0:b1] if masks else att        # dropped, rescaled probabilities
                 np.matmul(att_d, v[:, :, :r1], out=y4[:, :, r0:r1])    # straight into (B, T, C)
 
-        parallel_for(rows, B, work_per_item=nh * T * T)
+        parallel_for(rows, B, work_per_item=4 * nh * T * T)   # ~4 passes over the (T, T) scores
         ctx.save_for_backward(qkv, qs, atts, masks)
         ctx.n_head = nh
         return y
@@ -279,7 +279,7 @@ class CausalSelfAttention(Function):
                     np.matmul(dpre_t, qsb[:, :, r0:r1], out=part[:, :, :r1])
                     gk[:, :, :r1] += part[:, :, :r1]
 
-        parallel_for(rows, B, work_per_item=nh * T * T)
+        parallel_for(rows, B, work_per_item=4 * nh * T * T)   # ~4 passes over the (T, T) scores
         return gqkv
 
 

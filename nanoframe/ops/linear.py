@@ -2,7 +2,7 @@
 import numpy as np
 
 from nanoframe.autograd import Function
-from nanoframe.parallel import parallel_for
+from nanoframe.parallel import GEMM_UNIT, parallel_for
 from nanoframe.tensor import Tensor
 
 
@@ -39,7 +39,7 @@ class Linear(Function):
                 if bias is not None:
                     y[a:b] += bias
 
-            parallel_for(rows, x2.shape[0], work_per_item=c_in * c_out)
+            parallel_for(rows, x2.shape[0], work_per_item=c_in * c_out // GEMM_UNIT)
         ctx.save_for_backward(x2, weight)
         ctx.has_bias = bias is not None
         ctx.x_shape = x.shape
@@ -68,7 +68,7 @@ class Linear(Function):
             if need_b:
                 np.matmul(ones, gy2[:, o0:o1], out=gb[o0:o1])          # (o,): column sums as a gemv
 
-        parallel_for(chunk, n, work_per_item=2 * c_in * c_out)
+        parallel_for(chunk, n, work_per_item=2 * c_in * c_out // GEMM_UNIT)
         return (None if gx is None else gx.reshape(ctx.x_shape)), gw, gb
 
 

@@ -186,3 +186,12 @@ def test_adamw_and_clipping_equal_serial(threads, always_parallel, monkeypatch):
     for a, b in zip(params1, params2):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(params1[0], start[0])
+
+
+@needs_blas
+def test_threads_only_when_every_chunk_gets_enough_work(threads, monkeypatch):
+    threads(2)
+    monkeypatch.setattr(par, "MIN_PARALLEL_SIZE", 10)
+    assert par.parallel_for(lambda a, b: (a, b), 15) == [(0, 15)]          # 2 chunks of 7.5 < 10
+    assert par.parallel_for(lambda a, b: (a, b), 20) == [(0, 10), (10, 20)]
+    assert par.parallel_for(lambda a, b: (a, b), 4, work_per_item=5) == [(0, 2), (2, 4)]

@@ -73,6 +73,14 @@ def versions():
     return out
 
 
+def nanoframe_threads():
+    try:
+        import nanoframe
+    except ImportError:
+        return "nanoframe not installed"
+    return nanoframe.get_num_threads()
+
+
 def machine_section():
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     threads = {v: os.environ[v] for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -84,6 +92,7 @@ def machine_section():
         f"- {', '.join(versions())}",
         f"- BLAS: {'; '.join(blas_info())}",
         f"- thread variables in the environment: {threads or 'none'}",
+        f"- nanoframe intra-op threads (nanoframe.get_num_threads()): {nanoframe_threads()}",
     ]
     return "\n".join(ln for ln in lines if ln)
 

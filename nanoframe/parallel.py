@@ -147,20 +147,24 @@ def parallel_for(fn, n, work_per_item=1):
 
     The chunks run concurrently (chunk 0 on the calling thread) with the BLAS on one thread;
     returns the results in chunk order. Uses only as many threads as give every chunk at least
-    MIN_PARALLEL_SIZE of work (n * work_per_item in all), and runs fn(0, n) serially when threads
-    are off, when there is too little work, or when called inside another parallel region.
+    MIN_PARALLEL_SIZE of work (n * work_per_item in all). With too little work for two chunks,
+    fn(0, n) runs on the calling thread, still with a one-thread BLAS: a small multi-threaded BLAS
+    call gains little and leaves OpenBLAS's workers spinning for ~0.1 s on the cores that the next
+    op's chunks need. Inside another parallel region, or with threads off, fn(0, n) just runs.
     fn must write only to its own rows (or return its results) and must not draw random numbers.
     """
-    k = min(_num_threads, n, n * work_per_item // max(1, MIN_PARALLEL_SIZE))   # chunks >= MIN_PARALLEL_SIZE
-    if k <= 1 or not _region.acquire(blocking=False):
+    if _num_threads <= 1 or not _region.acquire(blocking=False):
         return [fn(0, n)]
     try:
-        while len(_workers) < k - 1:
-            _workers.append(_Worker())
-        bounds = [n * i // k for i in range(k + 1)]
+        k = min(_num_threads, n, n * work_per_item // max(1, MIN_PARALLEL_SIZE))   # chunks >= MIN_PARALLEL_SIZE
         blas_threads = _blas[1]()
         _blas[0](1)
         try:
+            if k <= 1:
+                return [fn(0, n)]
+            while len(_workers) < k - 1:
+                _workers.append(_Worker())
+            bounds = [n * i // k for i in range(k + 1)]
             for i in range(1, k):
                 _workers[i - 1].start(fn, bounds[i], bounds[i + 1])
             try:

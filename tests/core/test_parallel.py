@@ -67,6 +67,13 @@ def test_small_work_runs_serially_on_the_caller():
     assert seen == [(0, 10, True)]
 
 
+@needs_blas
+def test_small_work_still_runs_with_a_one_thread_blas(threads):
+    threads(2)
+    assert par.parallel_for(lambda a, b: par._blas[1](), 10) == [1]   # no spinning BLAS workers after
+    assert par._blas[1]() == 2
+
+
 def test_zero_items_call_fn_once_with_an_empty_range():
     assert par.parallel_for(lambda a, b: (a, b), 0) == [(0, 0)]
 
@@ -129,12 +136,13 @@ def _ops(dtype):
         "layer_norm": (lambda x, w, b: F.layer_norm(x, (8,), w, b), [r(6, 5, 8), r(8), r(8)]),
         "gelu": (lambda x: F.gelu(x, approximate="tanh"), [r(6, 5, 8)]),
         "causal_self_attention": (lambda qkv: F.causal_self_attention(qkv, 2), [r(4, 9, 12)]),
+        "attention_batch_1": (lambda qkv: F.causal_self_attention(qkv, 3), [r(1, 9, 18)]),  # split by heads
         "cross_entropy": (lambda x: F.cross_entropy(x, targets, reduction="none"), [r(6, 5, 11)]),
     }
 
 
 @needs_blas
-@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention", "cross_entropy"])
+@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention", "attention_batch_1", "cross_entropy"])
 def test_threaded_op_equals_serial(threads, always_parallel, monkeypatch, name):
     from nanoframe.ops import activation, norm
     monkeypatch.setattr(activation, "CHUNK", 16)      # several chunks / blocks even on small shapes
@@ -149,7 +157,7 @@ def test_threaded_op_equals_serial(threads, always_parallel, monkeypatch, name):
 
 
 @needs_blas
-@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention", "cross_entropy"])
+@pytest.mark.parametrize("name", ["linear", "layer_norm", "gelu", "causal_self_attention", "attention_batch_1", "cross_entropy"])
 def test_gradcheck_through_the_threads(threads, always_parallel, monkeypatch, name):
     from nanoframe.ops import activation, norm
     monkeypatch.setattr(activation, "CHUNK", 16)

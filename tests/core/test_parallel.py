@@ -27,8 +27,9 @@ def threads():
 
 @pytest.fixture
 def always_parallel(monkeypatch):
-    """Thread even the tiny test shapes."""
+    """Thread even the tiny test shapes, in equal chunks."""
     monkeypatch.setattr(par, "MIN_PARALLEL_SIZE", 0)
+    monkeypatch.setattr(par, "WAKE_UNITS", 0)
 
 
 def _record(n_threads):
@@ -200,6 +201,16 @@ def test_adamw_and_clipping_equal_serial(threads, always_parallel, monkeypatch):
 def test_threads_only_when_every_chunk_gets_enough_work(threads, monkeypatch):
     threads(2)
     monkeypatch.setattr(par, "MIN_PARALLEL_SIZE", 10)
+    monkeypatch.setattr(par, "WAKE_UNITS", 0)
     assert par.parallel_for(lambda a, b: (a, b), 15) == [(0, 15)]          # 2 chunks of 7.5 < 10
     assert par.parallel_for(lambda a, b: (a, b), 20) == [(0, 10), (10, 20)]
     assert par.parallel_for(lambda a, b: (a, b), 4, work_per_item=5) == [(0, 2), (2, 4)]
+
+
+@needs_blas
+def test_caller_takes_a_larger_share_for_the_workers_wake_up(threads, always_parallel, monkeypatch):
+    threads(2)
+    monkeypatch.setattr(par, "WAKE_UNITS", 100)
+    assert par.parallel_for(lambda a, b: (a, b), 100, work_per_item=1) == [(0, 75), (75, 100)]   # capped at 3/4
+    assert par.parallel_for(lambda a, b: (a, b), 1000, work_per_item=1) == [(0, 550), (550, 1000)]
+    assert par.parallel_for(lambda a, b: (a, b), 2, work_per_item=1) == [(0, 1), (1, 2)]         # >= 1 item each

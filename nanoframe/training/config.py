@@ -59,7 +59,7 @@ class TrainConfig:
 
 # Presets: model shape and training schedule together. `tiny` is nanoGPT's CPU shakespeare_char
 # run; `small` is nanoGPT's shakespeare_char model; `default` is the offline stdlib run, sized to
-# finish in about 10 minutes on 2 cores.
+# finish in under 10 minutes on 2 cores.
 PRESETS = {
     "tiny": {
         "model": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=True),

@@ -13,7 +13,7 @@ The BLAS thread count is reached through the OpenBLAS shared library that NumPy 
 OPENBLAS_NUM_THREADS=1), every op runs serially, exactly as before. Results do not depend on the
 thread count: each chunk does the same arithmetic on its own rows.
 
-    nanoframe.get_num_threads()      # default: the BLAS thread count, capped by the usable cores
+    nanoframe.get_num_threads()      # default: the BLAS thread count, capped by the usable cores and 8
     nanoframe.set_num_threads(1)     # serial ops and a one-thread BLAS (like torch.set_num_threads)
 """
 import ctypes
@@ -95,7 +95,10 @@ class _Worker:
 
 
 _blas = _find_openblas()
-_num_threads = 1 if _blas is None else max(1, min(_blas[1](), _usable_cores()))
+# Default cap: the Python threads contend for the GIL between NumPy calls, so returns shrink with
+# every thread added (only 2 cores were measured here); set_num_threads(n) goes past it.
+DEFAULT_MAX_THREADS = 8
+_num_threads = 1 if _blas is None else max(1, min(_blas[1](), _usable_cores(), DEFAULT_MAX_THREADS))
 _workers = []                # _num_threads - 1 of them, started on first use
 _region = threading.Lock()   # one parallel region at a time; a nested or concurrent call runs serially
 

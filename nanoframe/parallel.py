@@ -19,6 +19,7 @@ thread count: each chunk does the same arithmetic on its own rows.
 import ctypes
 import os
 import threading
+import warnings
 
 
 def _find_openblas():
@@ -29,7 +30,7 @@ def _find_openblas():
             paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
     except OSError:
         return None
-    for path in sorted(paths):
+    for path in sorted(paths, key=lambda p: ("numpy" not in p, p)):   # NumPy's own copy first
         try:
             lib = ctypes.CDLL(path)
         except OSError:
@@ -54,6 +55,9 @@ def _usable_cores():
         return os.cpu_count() or 1
 
 
+_local = threading.local()    # .in_region: this thread is running a chunk of a parallel region
+
+
 class _Worker:
     """A daemon thread that runs one chunk at a time. The hand-over is two plain locks: a round
     trip costs ~13 us here against ~36 us through concurrent.futures (Future, queue, condition)."""
@@ -66,28 +70,38 @@ class _Worker:
         threading.Thread(target=self._loop, daemon=True, name="nanoframe-worker").start()
 
     def _loop(self):
+        _local.in_region = True
         while True:
             self._go.acquire()
-            if self._task is None:                     # stop()
+            task, self._task = self._task, None
+            if task is None:                           # stop()
                 return
-            fn, a, b = self._task
+            fn, a, b = task
             try:
                 self._outcome = (True, fn(a, b))
-            except BaseException as e:                 # handed to the caller by join()
+            except BaseException as e:                 # handed to the caller by wait()
                 self._outcome = (False, e)
-            self._task = None
             self._done.release()
 
     def start(self, fn, a, b):
         self._task = (fn, a, b)
         self._go.release()
 
-    def join(self):
-        self._done.acquire()
-        (ok, value), self._outcome = self._outcome, None
-        if not ok:
-            raise value
-        return value
+    def wait(self):
+        """(ok, result or exception) of the started chunk. Waits for it to finish even through a
+        KeyboardInterrupt (re-raised afterwards): a chunk left running would still write into the
+        op's arrays, and the two locks would fall out of step for the next region."""
+        interrupted = None
+        while True:
+            try:
+                self._done.acquire()
+                break
+            except BaseException as e:                 # e.g. Ctrl-C while waiting
+                interrupted = e
+        outcome, self._outcome = self._outcome, None
+        if interrupted is not None:
+            raise interrupted
+        return outcome
 
     def stop(self):
         self._task = None
@@ -110,9 +124,15 @@ GEMM_UNIT = 64
 WAKE_UNITS = 20000  # ~20 us: how late a sleeping worker starts on a chunk (measured 15-40 us)
 
 
+_blas_outside = None         # the BLAS thread count to restore when the current region ends
+
+
 def _forget_workers():
-    """In a forked child the worker threads do not exist: start new ones when needed."""
+    """In a forked child the worker threads do not exist: start new ones when needed (and if the
+    fork happened inside a region, put the BLAS thread count back, since no one else will)."""
     global _workers, _region
+    if _region.locked() and _blas is not None and _blas_outside is not None:
+        _blas[0](_blas_outside)
     _workers, _region = [], threading.Lock()
 
 
@@ -128,16 +148,19 @@ def get_num_threads():
 def set_num_threads(n):
     """Use n threads in the fused ops and in the BLAS (PyTorch's torch.set_num_threads).
 
-    Without a BLAS nanoframe can control (non-Linux, or not OpenBLAS), only 1 is accepted.
+    Without a BLAS nanoframe can control (non-Linux, or not OpenBLAS) the ops stay serial: a
+    warning says so and the BLAS keeps its own setting (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS...).
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    if getattr(_local, "in_region", False):
+        raise RuntimeError("set_num_threads: cannot be called from inside a parallel region "
+                           "(from a function run by nanoframe.parallel.parallel_for)")
     if _blas is None:
         if n != 1:
-            raise ValueError("set_num_threads: nanoframe cannot control this NumPy's BLAS threads "
-                             "(OpenBLAS not found), so only 1 is supported; set OPENBLAS_NUM_THREADS "
-                             "or OMP_NUM_THREADS before starting Python instead")
+            warnings.warn("set_num_threads: nanoframe cannot control this NumPy's BLAS (OpenBLAS "
+                          f"not found), so its ops stay serial; ignoring n={n}", RuntimeWarning, stacklevel=2)
         return
     with _region:
         _blas[0](n)
@@ -157,12 +180,14 @@ def parallel_for(fn, n, work_per_item=1):
     op's chunks need. Inside another parallel region, or with threads off, fn(0, n) just runs.
     fn must write only to its own rows (or return its results) and must not draw random numbers.
     """
+    global _blas_outside
     if _num_threads <= 1 or not _region.acquire(blocking=False):
         return [fn(0, n)]
     try:
         k = min(_num_threads, n, n * work_per_item // max(1, MIN_PARALLEL_SIZE))   # chunks >= MIN_PARALLEL_SIZE
-        blas_threads = _blas[1]()
+        _blas_outside = _blas[1]()
         _blas[0](1)
+        _local.in_region = True
         try:
             if k <= 1:
                 return [fn(0, n)]
@@ -173,19 +198,24 @@ def parallel_for(fn, n, work_per_item=1):
                 # the worker starts ~WAKE_UNITS of work late: hand the caller that much more
                 share = 0.5 + WAKE_UNITS / (2.0 * n * work_per_item)
                 bounds[1] = min(n - 1, max(1, round(n * min(share, 0.75))))
-            for i in range(1, k):
-                _workers[i - 1].start(fn, bounds[i], bounds[i + 1])
+            started, outcomes = [], []
             try:
+                for i in range(1, k):
+                    _workers[i - 1].start(fn, bounds[i], bounds[i + 1])
+                    started.append(_workers[i - 1])
                 first = fn(bounds[0], bounds[1])
             finally:
-                outcomes = []
-                for w in _workers[: k - 1]:            # wait for every chunk, even on an error
+                interrupt = None
+                for w in started:                      # wait for every started chunk, even on an error
                     try:
-                        outcomes.append((True, w.join()))
-                    except BaseException as e:
-                        outcomes.append((False, e))
+                        outcomes.append(w.wait())
+                    except BaseException as e:         # an interrupt while waiting: after all chunks
+                        interrupt = interrupt or e
+                if interrupt is not None:
+                    raise interrupt
         finally:
-            _blas[0](blas_threads)
+            _local.in_region = False
+            _blas[0](_blas_outside)
         for ok, value in outcomes:
             if not ok:
                 raise value

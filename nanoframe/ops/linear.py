@@ -60,7 +60,7 @@ class Linear(Function):
 
         def chunk(a, b):
             # rows [a, b) of dx, and the same share [o0, o1) of the output channels for dW and db
-            o0, o1 = c_out * a // n, c_out * b // n
+            o0, o1 = (c_out * a // n, c_out * b // n) if n else (0, c_out)   # no rows: dW, db = 0
             if need_x:
                 np.matmul(gy2[a:b], weight, out=gx[a:b])               # (n, C_out) @ (C_out, C_in)
             if need_w:

@@ -102,10 +102,9 @@ class LayerNorm(Function):
         gb_part = np.empty((n_blocks, c), dtype=xhat.dtype) if need_b else None
 
         def blocks(k0, k1):
-            dnorm = np.empty((rows, c), dtype=xhat.dtype)  # scratch, reused by every block
-            tmp = np.empty((rows, c), dtype=xhat.dtype)
-            m1 = np.empty(rows, dtype=xhat.dtype)
-            m2 = np.empty(rows, dtype=xhat.dtype)
+            if need_x:                                 # scratch, reused by every block
+                dnorm, tmp = np.empty((rows, c), dtype=xhat.dtype), np.empty((rows, c), dtype=xhat.dtype)
+                m1, m2 = np.empty(rows, dtype=xhat.dtype), np.empty(rows, dtype=xhat.dtype)
             for k in range(k0, k1):
                 i, j = k * rows, min(k * rows + rows, n)
                 g, xh, r = gy2[i:j], xhat[i:j], j - i

@@ -214,3 +214,73 @@ def test_caller_takes_a_larger_share_for_the_workers_wake_up(threads, always_par
     assert par.parallel_for(lambda a, b: (a, b), 100, work_per_item=1) == [(0, 75), (75, 100)]   # capped at 3/4
     assert par.parallel_for(lambda a, b: (a, b), 1000, work_per_item=1) == [(0, 550), (550, 1000)]
     assert par.parallel_for(lambda a, b: (a, b), 2, work_per_item=1) == [(0, 1), (1, 2)]         # >= 1 item each
+
+
+@needs_blas
+def test_set_num_threads_inside_a_region_raises_instead_of_deadlocking(threads, always_parallel):
+    threads(2)
+
+    def fn(a, b):
+        nanoframe.set_num_threads(2)
+
+    with pytest.raises(RuntimeError, match="inside a parallel region"):
+        par.parallel_for(fn, 4)
+    assert par.parallel_for(lambda a, b: (a, b), 4) == [(0, 2), (2, 4)]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@needs_blas
+def test_interrupt_while_waiting_still_waits_for_the_worker(threads, always_parallel):
+    """A Ctrl-C while the caller waits must not leave the worker's chunk running into the next region."""
+    import signal
+    import time
+    threads(2)
+    out = np.zeros(4)
+
+    def fill(a, b):
+        if a > 0:
+            time.sleep(0.2)                            # the worker's chunk is still running ...
+        out[a:b] += 1.0
+
+    def on_signal(signum, frame):
+        raise _Interrupt
+
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    try:
+        threading.Timer(0.05, os_kill_self, args=(signal.SIGUSR1,)).start()   # ... when the caller is hit
+        with pytest.raises(_Interrupt):
+            par.parallel_for(fill, 4)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    np.testing.assert_array_equal(out, [1, 1, 1, 1])   # the interrupted region finished every chunk
+    out[:] = 0
+    par.parallel_for(fill, 4)                          # and the next region is in step again
+    np.testing.assert_array_equal(out, [1, 1, 1, 1])
+
+
+def os_kill_self(signum):
+    import os
+    os.kill(os.getpid(), signum)
+
+
+def test_linear_backward_with_zero_rows(threads):
+    x = nanoframe.tensor(np.zeros((0, 4), np.float32), requires_grad=True)
+    w = nanoframe.randn(3, 4, requires_grad=True)
+    b = nanoframe.randn(3, requires_grad=True)
+    F.linear(x, w, b).sum().backward()
+    np.testing.assert_array_equal(w.grad, np.zeros((3, 4)))
+    np.testing.assert_array_equal(b.grad, np.zeros(3))
+    assert x.grad.shape == (0, 4)
+
+
+def test_without_a_controllable_blas_set_num_threads_warns_and_stays_serial(monkeypatch):
+    monkeypatch.setattr(par, "_blas", None)
+    monkeypatch.setattr(par, "_num_threads", 1)
+    with pytest.warns(RuntimeWarning, match="OpenBLAS not found"):
+        nanoframe.set_num_threads(2)
+    assert nanoframe.get_num_threads() == 1
+    seen, fn = _record(1)
+    assert par.parallel_for(fn, 10**6, work_per_item=10**6) == [(0, 10**6)]

@@ -1,5 +1,8 @@
 """nanoframe.parallel: chunking, fallbacks, errors, and ops that give the same numbers on 1 or 2 threads."""
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -32,7 +35,7 @@ def always_parallel(monkeypatch):
     monkeypatch.setattr(par, "WAKE_UNITS", 0)
 
 
-def _record(n_threads):
+def _record():
     seen = []
 
     def fn(a, b):
@@ -46,7 +49,7 @@ def _record(n_threads):
 @pytest.mark.parametrize("n", [2, 3, 7, 1000])
 def test_chunks_cover_the_range_in_order(threads, always_parallel, n):
     threads(2)
-    seen, fn = _record(2)
+    seen, fn = _record()
     out = par.parallel_for(fn, n)
     assert out == [(0, n // 2), (n // 2, n)]                  # results in chunk order
     assert sorted((a, b) for a, b, _ in seen) == out
@@ -63,7 +66,7 @@ def test_blas_runs_single_threaded_inside_and_is_restored(threads, always_parall
 
 
 def test_small_work_runs_serially_on_the_caller():
-    seen, fn = _record(1)
+    seen, fn = _record()
     assert par.parallel_for(fn, 10, work_per_item=1) == [(0, 10)]
     assert seen == [(0, 10, True)]
 
@@ -235,8 +238,6 @@ class _Interrupt(Exception):
 @needs_blas
 def test_interrupt_while_waiting_still_waits_for_the_worker(threads, always_parallel):
     """A Ctrl-C while the caller waits must not leave the worker's chunk running into the next region."""
-    import signal
-    import time
     threads(2)
     out = np.zeros(4)
 
@@ -250,7 +251,7 @@ def test_interrupt_while_waiting_still_waits_for_the_worker(threads, always_para
 
     previous = signal.signal(signal.SIGUSR1, on_signal)
     try:
-        threading.Timer(0.05, os_kill_self, args=(signal.SIGUSR1,)).start()   # ... when the caller is hit
+        threading.Timer(0.05, os.kill, args=(os.getpid(), signal.SIGUSR1)).start()   # ... when the caller is hit
         with pytest.raises(_Interrupt):
             par.parallel_for(fill, 4)
     finally:
@@ -259,11 +260,6 @@ def test_interrupt_while_waiting_still_waits_for_the_worker(threads, always_para
     out[:] = 0
     par.parallel_for(fill, 4)                          # and the next region is in step again
     np.testing.assert_array_equal(out, [1, 1, 1, 1])
-
-
-def os_kill_self(signum):
-    import os
-    os.kill(os.getpid(), signum)
 
 
 def test_linear_backward_with_zero_rows(threads):
@@ -282,5 +278,5 @@ def test_without_a_controllable_blas_set_num_threads_warns_and_stays_serial(monk
     with pytest.warns(RuntimeWarning, match="OpenBLAS not found"):
         nanoframe.set_num_threads(2)
     assert nanoframe.get_num_threads() == 1
-    seen, fn = _record(1)
+    seen, fn = _record()
     assert par.parallel_for(fn, 10**6, work_per_item=10**6) == [(0, 10**6)]

@@ -57,7 +57,7 @@ def hf_state_dict(model):
 
     sd = {}
     for name, p in model.named_parameters():
-        a = p.data
+        a = p.array
         if name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")):
             a = a.T
         sd[name] = torch.from_numpy(np.ascontiguousarray(a))

@@ -96,7 +96,7 @@ def bench_nanoframe(make, grad_idx, fn, repeats):
 
     def step():
         for i in grad_idx:
-            ts[i].grad = None
+            ts[i].grad_array = None
         fn(*ts).backward(gradient=gy)
 
     return _median_time(step, repeats)
@@ -111,7 +111,7 @@ def bench_torch(torch, make, grad_idx, fn, repeats):
 
     def step():
         for i in grad_idx:
-            ts[i].grad = None
+            ts[i].grad_array = None
         fn(*ts).backward(gy)
 
     return _median_time(step, repeats)

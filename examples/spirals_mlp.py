@@ -40,7 +40,7 @@ def make_spirals(n_per_class, turns=1.5, noise=0.06, seed=0):
 def accuracy(model, X, y):
     model.eval()
     with nanoframe.no_grad():
-        pred = model(nanoframe.Tensor(X)).data.argmax(axis=1)
+        pred = model(nanoframe.Tensor(X)).array.argmax(axis=1)
     model.train()
     return float((pred == y).mean())
 

@@ -159,7 +159,7 @@ class Function:
     def apply(cls, *args, **kwargs):
         from nanoframe.tensor import Tensor
 
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        arrays = [a.array if isinstance(a, Tensor) else a for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = _grad_enabled and any(needs)
         ctx = Context(needs)
@@ -208,7 +208,7 @@ def run_backward(root, grad, retain_graph=False):
         gy = grads.pop(id(t), None)
         node = t._node
         if t._retains_grad and gy is not None:
-            t.grad = gy.copy() if t.grad is None else t.grad + gy  # own memory: gy may go on to a leaf
+            t.grad_array = gy.copy() if t.grad_array is None else t.grad_array + gy  # own memory: gy may go on to a leaf
         if gy is None:
             if not retain_graph:
                 node.free()
@@ -224,13 +224,13 @@ def run_backward(root, grad, retain_graph=False):
             if p is None or gx is None:
                 continue
             gx = np.asarray(gx)
-            if gx.shape != p.data.shape:
+            if gx.shape != p.array.shape:
                 raise RuntimeError(
                     f"{node.fn.__name__}.backward returned a gradient of shape {gx.shape} "
-                    f"for an input of shape {p.data.shape}"
+                    f"for an input of shape {p.array.shape}"
                 )
-            if gx.dtype != p.data.dtype:
-                gx = gx.astype(p.data.dtype)
+            if gx.dtype != p.array.dtype:
+                gx = gx.astype(p.array.dtype)
             if p._node is None:
                 _accumulate_leaf(p, gx, handed_to_leaves)
             else:
@@ -241,17 +241,19 @@ def run_backward(root, grad, retain_graph=False):
 
 
 def _accumulate_leaf(leaf, g, handed):
-    """Add g into leaf.grad (PyTorch semantics: grads accumulate across backward calls).
+    """Add g into leaf.grad_array (PyTorch semantics: grads accumulate across backward calls).
 
     A leaf's .grad must own its memory (optimizers and clip_grad_norm_ update it in place), so a
     view, or an array already given to another leaf, is copied first.
     """
     if not leaf.requires_grad:
         return
-    if leaf.grad is None:
+    if leaf.grad_array is None:
         if g.base is not None or id(g) in handed or not g.flags.writeable:
             g = g.copy()
         handed.add(id(g))
-        leaf.grad = g
+        leaf.grad_array = g
+    elif leaf.grad_array.flags.writeable and leaf.grad_array.dtype == g.dtype:
+        leaf.grad_array += g                       # in place, as torch: a held `p.grad` sees the sum
     else:
-        leaf.grad = leaf.grad + g
+        leaf.grad_array = leaf.grad_array + g

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from nanoframe.errors import DataError
 from nanoframe.io import atomic_open, atomic_write_text, read_json
 
 # Packages of the standard library never used for the default corpus: tests and vendored data.
@@ -20,8 +21,6 @@ _STDLIB_SKIP = {"test", "tests", "idle_test", "site-packages", "dist-packages", 
 DEFAULT_HOLDOUT = "json"  # the stdlib package held out as validation (and later fine-tuned on)
 
 
-class DataError(ValueError):
-    """A problem with the user's data: missing files, an empty corpus, a too-short split."""
 
 
 @dataclass

@@ -15,7 +15,7 @@ int32, int64, uint8, bool_ = np.int32, np.int64, np.uint8, np.bool_
 def _to_array(data, dtype=None):
     """ndarray from anything array-like. Python floats become float32; numpy arrays keep their dtype."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     from_numpy = isinstance(data, (np.ndarray, np.generic))
     try:
         arr = np.asarray(data, dtype=dtype)
@@ -34,8 +34,9 @@ class Tensor:
     __array_priority__ = 1000  # so `ndarray * Tensor` defers to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        self.data = _to_array(data, dtype)
-        self.grad = None
+        self.array = _to_array(data, dtype)
+        self.grad_array = None
+        self._grad_tensor = None
         self._node = None  # the op that made this tensor (None for leaves)
         self._retains_grad = False
         self.requires_grad = False
@@ -46,22 +47,53 @@ class Tensor:
     def _make(cls, data, requires_grad):
         """Wrap an op's output array without conversion."""
         t = cls.__new__(cls)
-        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
-        t.grad, t._node, t._retains_grad, t.requires_grad = None, None, False, requires_grad
+        t.array = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.grad_array = t._grad_tensor = t._node = None
+        t._retains_grad, t.requires_grad = False, requires_grad
         return t
+
+    # ---- storage: `array` and `grad_array` are the ndarrays; `data` and `grad` are Tensors over them
+    @property
+    def data(self):
+        """A detached Tensor sharing this tensor's memory (as torch's `.data`)."""
+        return Tensor._make(self.array, False)
+
+    @data.setter
+    def data(self, value):
+        self.array = value.array if isinstance(value, Tensor) else _to_array(value)
+
+    @property
+    def grad(self):
+        """The accumulated gradient as a Tensor sharing memory with `grad_array`, or None."""
+        g = self.grad_array
+        if g is None:
+            return None
+        if self._grad_tensor is None or self._grad_tensor.array is not g:
+            self._grad_tensor = Tensor._make(g, False)
+        return self._grad_tensor
+
+    @grad.setter
+    def grad(self, value):
+        if value is None:
+            self.grad_array = None
+            return
+        g = value.array if isinstance(value, Tensor) else np.asarray(value)
+        if g.shape != self.array.shape:
+            raise RuntimeError(f"assigned grad has shape {g.shape}, but the tensor has shape {self.array.shape}")
+        self.grad_array = g
 
     # ---- properties and conversion -------------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        return self.array.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def is_leaf(self):
@@ -72,37 +104,37 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self.array.shape if dim is None else self.array.shape[dim]
 
     def numel(self):
-        return self.data.size
+        return self.array.size
 
     def dim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     def numpy(self):
-        return self.data
+        return self.array
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self.array.tolist()
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and dtype != self.array.dtype:
+            return self.array.astype(dtype)
+        return self.array.copy() if copy else self.array
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self.array, separator=", ", prefix="tensor(")
         extra = "" if self.dtype == np.float32 or self.dtype == np.int64 else f", dtype={self.dtype}"
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"tensor({body}{extra}{grad})"
@@ -110,9 +142,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.data)
+        return bool(self.array)
 
     def __float__(self):
         return float(self.item())
@@ -125,7 +157,7 @@ class Tensor:
 
     # ---- autograd -------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self.array.dtype.kind != "f":
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
         self.requires_grad = bool(requires_grad)
         return self
@@ -135,22 +167,22 @@ class Tensor:
         self._retains_grad = True
 
     def detach(self):
-        return Tensor._make(self.data, False)
+        return Tensor._make(self.array, False)
 
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's .grad that requires grad."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad and has no grad_fn")
         if gradient is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a scalar output, got shape {self.shape}; "
                     "pass gradient=... of the same shape"
                 )
-            gradient = np.ones_like(self.data)
+            gradient = np.ones_like(self.array)
         else:
             # a copy: the engine may hand this array to a leaf's .grad, which is updated in place
-            gradient = np.array(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
+            gradient = np.array(gradient.array if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
                 raise RuntimeError(f"backward(): gradient has shape {gradient.shape}, tensor has shape {self.shape}")
         autograd.run_backward(self, gradient, retain_graph=retain_graph)
@@ -199,8 +231,8 @@ class Tensor:
         return shape_ops.getitem(self, index)
 
     def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(op(self.data, other), False)
+        other = other.array if isinstance(other, Tensor) else other
+        return Tensor._make(op(self.array, other), False)
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -373,7 +405,7 @@ def tensor(data, dtype=None, requires_grad=False):
     """A new tensor holding a copy of `data` (floats default to float32; numpy float64 is kept)."""
     t = Tensor(data, requires_grad=requires_grad, dtype=dtype)
     if isinstance(data, (np.ndarray, Tensor)):
-        t.data = t.data.copy()
+        t.array = t.array.copy()
     return t
 
 

@@ -30,7 +30,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, raise_exceptio
     weights = np.random.default_rng(seed).standard_normal(out.shape)
     for t in inputs:
         if isinstance(t, Tensor):
-            t.grad = None
+            t.grad_array = None
     (out * Tensor(weights)).sum().backward()
 
     errors = []
@@ -38,15 +38,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, raise_exceptio
         if not (isinstance(t, Tensor) and t.requires_grad):
             errors.append(None)
             continue
-        analytic = np.zeros(t.shape) if t.grad is None else t.grad.copy()
+        analytic = np.zeros(t.shape) if t.grad_array is None else t.grad_array.copy()
         numeric = np.zeros(t.shape)
-        flat, num = t.data.reshape(-1), numeric.reshape(-1)  # views: perturb in place
+        flat, num = t.array.reshape(-1), numeric.reshape(-1)  # views: perturb in place
         for k in range(flat.size):
             orig = flat[k]
             flat[k] = orig + eps
-            f_plus = float(np.sum(run().data * weights))
+            f_plus = float(np.sum(run().array * weights))
             flat[k] = orig - eps
-            f_minus = float(np.sum(run().data * weights))
+            f_minus = float(np.sum(run().array * weights))
             flat[k] = orig
             num[k] = (f_plus - f_minus) / (2 * eps)
         rel = np.abs(analytic - numeric) / np.maximum(np.abs(numeric), 1.0)

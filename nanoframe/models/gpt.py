@@ -85,9 +85,9 @@ def _ln_np(x, ln):
     var += ln.eps
     xc *= 1.0 / np.sqrt(var)
     if ln.weight is not None:
-        xc *= ln.weight.data
+        xc *= ln.weight.array
     if ln.bias is not None:
-        xc += ln.bias.data
+        xc += ln.bias.array
     return xc
 
 
@@ -96,12 +96,12 @@ def _linear_np(x, lin):
     (einsum streams W about twice as fast as OpenBLAS's one-thread gemv here)."""
     if type(lin) is not nn.Linear:                # e.g. a LoRALinear: let the module compute it
         with no_grad():
-            return lin(Tensor(x)).data
+            return lin(Tensor(x)).array
     x2 = x.reshape(-1, x.shape[-1])
-    w = lin.weight.data
+    w = lin.weight.array
     y = np.einsum("oi,i->o", w, x2[0])[None, :] if x2.shape[0] == 1 else x2 @ w.T
     if lin.bias is not None:
-        y += lin.bias.data
+        y += lin.bias.array
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
@@ -229,7 +229,7 @@ class KVCache:
 
 def _as_ids(idx, name="idx"):
     """An int64 numpy array from an int array, list or Tensor."""
-    a = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+    a = idx.array if isinstance(idx, Tensor) else np.asarray(idx)
     if a.dtype.kind not in "iu":
         raise ValueError(f"{name} must hold integer token ids, got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
@@ -339,9 +339,9 @@ class GPT(nn.Module):
         """Number of parameters (the tied wte/lm_head weight counted once). With non_embedding the
         position embedding is subtracted, as in nanoGPT (the token embedding is kept: it is also
         the lm_head weight)."""
-        n = sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        n = sum(p.array.size for p in self.parameters() if p.requires_grad or not trainable_only)
         if non_embedding:
-            n -= self.transformer.wpe.weight.data.size
+            n -= self.transformer.wpe.weight.array.size
         return n
 
     def estimate_flops_per_token(self, seq_len=None):
@@ -413,7 +413,7 @@ class GPT(nn.Module):
         if B != cache.batch_size:
             raise ValueError(f"GPT.forward_cached: idx batch {B} != cache batch {cache.batch_size}")
         tr = self.transformer
-        x = tr.wte.weight.data[ids] + tr.wpe.weight.data[t0:t0 + Tn]   # (B, Tn, C)
+        x = tr.wte.weight.array[ids] + tr.wpe.weight.array[t0:t0 + Tn]   # (B, Tn, C)
         for block, k, v in zip(tr.h, cache.k, cache.v):
             x = block.forward_cached(x, k, v, t0)                      # (B, Tn, C)
         if last_only:
@@ -512,7 +512,7 @@ class GPT(nn.Module):
                 if cache is None:
                     with no_grad():
                         logits, _ = self.forward(ids[:, w0:], last_only=True)
-                    logits = logits.data[:, -1, :]                               # (B, V)
+                    logits = logits.array[:, -1, :]                               # (B, V)
                 elif cache.start == w0 and cache.length == L - w0 - 1:
                     logits = self.forward_cached(ids[:, L - 1:], cache, last_only=True)[:, -1, :]  # one new position
                 else:                            # first step, or the window slid: (re)build the cache

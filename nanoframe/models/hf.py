@@ -175,7 +175,7 @@ def hf_tensors(model):
     out = {}
     for name, shape in param_shapes(cfg).items():
         if name in params:
-            arr = np.asarray(params[name].data, dtype=np.float32)
+            arr = np.asarray(params[name].array, dtype=np.float32)
         elif name.endswith(".bias"):  # bias=False model: a zero bias is the same function
             arr = np.zeros(shape, np.float32)
         else:

@@ -1,4 +1,4 @@
-"""Weight initialisation, in place on a tensor's `.data` (PyTorch's `torch.nn.init` names and math).
+"""Weight initialisation, in place on a tensor's `.array` (PyTorch's `torch.nn.init` names and math).
 
 Every function writes into the existing array (so views and optimizer references stay valid),
 draws from `nanoframe.random.default_generator()` (reseed with `nanoframe.manual_seed`), records
@@ -14,7 +14,7 @@ from nanoframe.random import default_generator
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.data[...] = values
+        tensor.array[...] = values
     return tensor
 
 

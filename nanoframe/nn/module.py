@@ -233,7 +233,7 @@ class Module:
     def num_parameters(self, trainable_only=False):
         """Number of scalar parameters (shared weights counted once); only those with
         requires_grad=True if trainable_only."""
-        return sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.array.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ---- modes and in-place helpers ------------------------------------------------------------------
     def train(self, mode=True):
@@ -258,9 +258,9 @@ class Module:
         """Reset every parameter's .grad: to None (default), or fill the existing array with 0."""
         for p in self.parameters():
             if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad[...] = 0
+                p.grad_array = None
+            elif p.grad_array is not None:
+                p.grad_array[...] = 0
 
     def apply(self, fn):
         """Call fn(module) on every child (recursively, children first) and then on self; returns self."""
@@ -276,10 +276,10 @@ class Module:
         if dtype.kind != "f":
             raise TypeError(f"Module.to() only casts to floating point dtypes, got {dtype}")
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f" and t.data.dtype != dtype:
-                t.data = t.data.astype(dtype)
-                if t.grad is not None:
-                    t.grad = t.grad.astype(dtype)
+            if t.array.dtype.kind == "f" and t.array.dtype != dtype:
+                t.array = t.array.astype(dtype)
+                if t.grad_array is not None:
+                    t.grad_array = t.grad_array.astype(dtype)
         return self
 
     def float(self):
@@ -338,15 +338,15 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            value = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if value.shape != target.data.shape:
+            value = value.array if isinstance(value, Tensor) else np.asarray(value)
+            if value.shape != target.array.shape:
                 errors.append(
                     f"size mismatch for {key}: copying a param with shape {value.shape} from checkpoint, "
-                    f"the shape in current model is {target.data.shape}."
+                    f"the shape in current model is {target.array.shape}."
                 )
                 continue
-            if not np.can_cast(value.dtype, target.data.dtype, casting="same_kind"):
-                errors.append(f"dtype mismatch for {key}: cannot copy {value.dtype} into {target.data.dtype}.")
+            if not np.can_cast(value.dtype, target.array.dtype, casting="same_kind"):
+                errors.append(f"dtype mismatch for {key}: cannot copy {value.dtype} into {target.array.dtype}.")
                 continue
             pending.append((target, value))
         if errors:
@@ -354,8 +354,8 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors)
             )
         for target, value in pending:
-            if target.data is not value:
-                np.copyto(target.data, value, casting="same_kind")
+            if target.array is not value:
+                np.copyto(target.array, value, casting="same_kind")
         return IncompatibleKeys(missing, unexpected)
 
     # ---- repr ----------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    grads = [p.grad for p in parameters if p.grad is not None]
+    grads = [p.grad_array for p in parameters if p.grad_array is not None]
     norm_type = float(norm_type)
     if not grads:
         return np.float64(0.0)

@@ -12,7 +12,7 @@ from nanoframe.tensor import Tensor
 
 
 def _data(a):
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _check_float(op, x):

@@ -19,13 +19,13 @@ def _operands(a, b):
     dtype = t.dtype
     if dtype.kind != "f" and isinstance(other, float):
         dtype = np.float32  # int tensor (never requires grad) with a python float -> float32, as torch
-        t = Tensor._make(t.data.astype(dtype), False)
+        t = Tensor._make(t.array.astype(dtype), False)
     if isinstance(other, (int, float, bool, np.number)):
         other = np.asarray(other, dtype=dtype)
     elif isinstance(other, np.ndarray):
         pass
     else:  # python lists act like python scalars: they take a float tensor's dtype
-        other = Tensor(other, dtype=dtype if dtype.kind == "f" else None).data
+        other = Tensor(other, dtype=dtype if dtype.kind == "f" else None).array
     return (t, other) if isinstance(a, Tensor) else (other, t)
 
 
@@ -345,7 +345,7 @@ class Where(Function):
 
 def where(condition, a, b):
     """Elementwise `a if condition else b` (condition is not differentiated)."""
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = condition.array if isinstance(condition, Tensor) else condition
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         return Tensor(np.where(cond, a, b))
     a, b = _operands(a, b)
@@ -368,7 +368,7 @@ class MaskedFill(Function):
 
 def masked_fill(x, mask, value):
     """x with `value` wherever mask (broadcast to x) is True."""
-    mask = mask.data if isinstance(mask, Tensor) else mask
+    mask = mask.array if isinstance(mask, Tensor) else mask
     return MaskedFill.apply(x, mask, value)
 
 
@@ -389,7 +389,7 @@ def cast(x, dtype):
     if dtype == x.dtype:
         return x
     if dtype.kind != "f":
-        return Tensor._make(x.data.astype(dtype), False)
+        return Tensor._make(x.array.astype(dtype), False)
     return Cast.apply(x, dtype)
 
 

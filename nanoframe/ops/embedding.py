@@ -6,7 +6,7 @@ from nanoframe.tensor import Tensor
 
 
 def _data(a):
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def scatter_add_rows(ids, rows, num_rows):

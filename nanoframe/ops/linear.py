@@ -7,7 +7,7 @@ from nanoframe.tensor import Tensor
 
 
 def _data(a):
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 class Linear(Function):

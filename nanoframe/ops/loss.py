@@ -14,7 +14,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _data(a):
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _check_class_targets(op, x, t, ignore_index):

@@ -7,7 +7,7 @@ from nanoframe.tensor import Tensor
 
 
 def _data(a):
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _check_norm_args(op, x, normalized_shape, weight, bias=None):

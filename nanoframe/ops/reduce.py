@@ -133,7 +133,7 @@ def min(x, dim=None, keepdim=False, **kw):
 
 def _reduce_extreme(x, dim, keepdim, kw, largest):
     op = "max" if largest else "min"
-    if x.data.size == 0:
+    if x.array.size == 0:
         raise ValueError(f"{op}() of an empty tensor of shape {x.shape}")
     dim = kw.get("axis", dim)
     axes, keepdim = _args(op, x.ndim, dim, keepdim, kw)
@@ -141,7 +141,7 @@ def _reduce_extreme(x, dim, keepdim, kw, largest):
         return AMax.apply(x, axes, keepdim, largest)
     axis = axes[0]
     values = MaxDim.apply(x, axis, keepdim, largest)
-    idx = (np.argmax if largest else np.argmin)(x.data, axis=axis)
+    idx = (np.argmax if largest else np.argmin)(x.array, axis=axis)
     indices = Tensor._make(np.expand_dims(idx, axis) if keepdim else idx, False)
     return values_indices(values, indices)
 
@@ -189,13 +189,13 @@ def std(x, dim=None, keepdim=False, correction=1, unbiased=None, **kw):
 
 def argmax(x, dim=None, keepdim=False):
     if dim is None:
-        return Tensor._make(np.asarray(np.argmax(x.data)), False)
+        return Tensor._make(np.asarray(np.argmax(x.array)), False)
     (axis,) = normalize_dims(dim, x.ndim, "argmax")
-    return Tensor._make(np.argmax(x.data, axis=axis, keepdims=keepdim), False)
+    return Tensor._make(np.argmax(x.array, axis=axis, keepdims=keepdim), False)
 
 
 def argmin(x, dim=None, keepdim=False):
     if dim is None:
-        return Tensor._make(np.asarray(np.argmin(x.data)), False)
+        return Tensor._make(np.asarray(np.argmin(x.array)), False)
     (axis,) = normalize_dims(dim, x.ndim, "argmin")
-    return Tensor._make(np.argmin(x.data, axis=axis, keepdims=keepdim), False)
+    return Tensor._make(np.argmin(x.array, axis=axis, keepdims=keepdim), False)

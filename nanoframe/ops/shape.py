@@ -132,7 +132,7 @@ def _normalize_index(index):
     out, raw, advanced = [], [], False
     for it in items:
         if isinstance(it, Tensor):
-            it = it.data
+            it = it.array
         if isinstance(it, list):
             it = np.asarray(it)
         if isinstance(it, np.ndarray):

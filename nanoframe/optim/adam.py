@@ -17,7 +17,7 @@ with two scratch buffers per thread: the chunks of all parameters are shared out
 nanoframe.parallel's threads. A "flat buffer" variant (all parameters and
 moments in one allocation, gradients copied in) was measured and was not faster on ~9M float32
 parameters in 76 tensors (flat 19-20 ms, per-parameter chunked 17 ms, plain numpy 20 ms per
-step), so parameters keep their own arrays and nothing rebinds `p.data`. Measured on a busy
+step), so parameters keep their own arrays and nothing rebinds `p.array`. Measured on a busy
 2-core EPYC: one AdamW step over 10.5M float32 parameters in 64 tensors takes ~22 ms here,
 ~30 ms with plain numpy expressions.
 """
@@ -59,10 +59,10 @@ class Adam(Optimizer):
         weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
         work = []  # (p, g, m, v, v_max, constants): whole strided parameters or CHUNK-sized pieces
         for p in group["params"]:
-            grad = p.grad
+            grad = p.grad_array
             if grad is None:
                 continue
-            param = p.data
+            param = p.array
             state = self.state.get(p)
             if state is None:
                 state = self.state[p] = {

@@ -72,8 +72,8 @@ class Optimizer:
                 raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
             if not p.is_leaf:
                 raise ValueError("can't optimize a non-leaf Tensor")
-            if p.data.dtype.kind != "f":
-                raise ValueError(f"can't optimize a tensor of dtype {p.data.dtype}")
+            if p.array.dtype.kind != "f":
+                raise ValueError(f"can't optimize a tensor of dtype {p.array.dtype}")
             if id(p) in ids:
                 raise ValueError("a parameter group contains the same parameter twice")
             ids.add(id(p))
@@ -98,9 +98,9 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad[...] = 0
+                    p.grad_array = None
+                elif p.grad_array is not None:
+                    p.grad_array[...] = 0
 
     def step(self, closure=None):
         """Update every parameter that has a .grad (others are skipped, their state untouched).
@@ -165,16 +165,16 @@ class Optimizer:
             entry = {}
             for name, value in saved.items():
                 if isinstance(value, Tensor):
-                    value = value.data
+                    value = value.array
                 if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
                     value = value.item()  # a counter or a scalar saved as a 0-d array
                 if isinstance(value, np.ndarray):
-                    if value.shape != p.data.shape:
+                    if value.shape != p.array.shape:
                         raise ValueError(
                             f"loaded optimizer state {name!r} of parameter {idx} has shape {value.shape}, "
-                            f"the parameter has shape {p.data.shape}"
+                            f"the parameter has shape {p.array.shape}"
                         )
-                    value = np.array(value, dtype=p.data.dtype, order="C", copy=True)
+                    value = np.array(value, dtype=p.array.dtype, order="C", copy=True)
                 elif name == "step":
                     value = int(value)
                 entry[name] = value

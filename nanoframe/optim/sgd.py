@@ -33,22 +33,22 @@ class SGD(Optimizer):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
         for p in group["params"]:
-            d_p = p.grad
+            d_p = p.grad_array
             if d_p is None:
                 continue
             if maximize:
                 d_p = np.negative(d_p)
             if weight_decay != 0:
-                decay = np.multiply(p.data, weight_decay)
+                decay = np.multiply(p.array, weight_decay)
                 decay += d_p
                 d_p = decay
             if momentum != 0:
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer")
                 if buf is None:
-                    buf = state["momentum_buffer"] = np.array(d_p, dtype=p.data.dtype, order="C", copy=True)
+                    buf = state["momentum_buffer"] = np.array(d_p, dtype=p.array.dtype, order="C", copy=True)
                 else:
                     buf *= momentum
                     buf += (1 - dampening) * d_p
                 d_p = d_p + momentum * buf if nesterov else buf
-            p.data += -lr * d_p
+            p.array += -lr * d_p

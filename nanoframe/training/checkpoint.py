@@ -17,20 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
+from nanoframe.errors import CheckpointError
 from nanoframe.io import atomic_write_text, load, load_safetensors, read_json, save, save_safetensors
 
 STATE = "state.json"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, incomplete, or does not fit the model."""
 
 
 def model_tensors(model):
     """name -> ndarray of a model's state, each shared (tied) array stored once under its first name."""
     out, seen = {}, set()
     for name, t in model.state_dict().items():
-        arr = np.asarray(t.data if hasattr(t, "data") else t)
+        arr = np.asarray(t.array if hasattr(t, "data") else t)
         if id(t) in seen or id(arr) in seen:
             continue
         seen.update((id(t), id(arr)))

@@ -104,7 +104,7 @@ def crop_block_size(model, block_size):
         raise DataError(f"block_size {block_size} exceeds the base model's {cfg.block_size} positions")
     if block_size < cfg.block_size:
         wpe = model.transformer.wpe
-        wpe.weight.data = np.ascontiguousarray(wpe.weight.data[:block_size])
+        wpe.weight.array = np.ascontiguousarray(wpe.weight.array[:block_size])
         wpe.num_embeddings = block_size
         cfg.block_size = block_size
     return model

@@ -45,7 +45,7 @@ class LoRALinear(nn.Module):
             self.bias.requires_grad_(False)
         else:
             self.register_parameter("bias", None)
-        dtype = base.weight.data.dtype
+        dtype = base.weight.array.dtype
         self.lora_A = nn.Parameter(np.empty((r, self.in_features), dtype=dtype))   # (r, in)
         self.lora_B = nn.Parameter(np.zeros((self.out_features, r), dtype=dtype))  # (out, r)
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
@@ -58,16 +58,16 @@ class LoRALinear(nn.Module):
 
     def delta_weight(self):
         """B @ A * alpha/r as an (out, in) array."""
-        return (self.lora_B.data @ self.lora_A.data) * np.asarray(self.scaling, dtype=self.lora_A.data.dtype)
+        return (self.lora_B.array @ self.lora_A.array) * np.asarray(self.scaling, dtype=self.lora_A.array.dtype)
 
     def merged_linear(self):
         """A plain Linear holding W + B A alpha/r (new arrays; this module is unchanged)."""
         lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                        dtype=self.weight.data.dtype)
+                        dtype=self.weight.array.dtype)
         with no_grad():
-            lin.weight.data[...] = self.weight.data + self.delta_weight()
+            lin.weight.array[...] = self.weight.array + self.delta_weight()
             if self.bias is not None:
-                lin.bias.data[...] = self.bias.data
+                lin.bias.array[...] = self.bias.array
         return lin
 
     def extra_repr(self):
@@ -116,7 +116,7 @@ def apply_lora(model, targets=("c_attn",), r=8, alpha=16, dropout=0.0):
 
 def lora_state_dict(model):
     """name -> array of the adapter tensors only (…lora_A, …lora_B)."""
-    return {name: np.asarray(p.data) for name, p in model.named_parameters()
+    return {name: np.asarray(p.array) for name, p in model.named_parameters()
             if name.endswith((".lora_A", ".lora_B"))}
 
 
@@ -151,9 +151,9 @@ def load_adapter_tensors(model, tensors, where="adapter"):
         raise ValueError(f"{where} does not fit this model: missing {missing}, unexpected {unexpected}")
     for name, p in own.items():
         value = np.asarray(tensors[name])
-        if value.shape != p.data.shape:
-            raise ValueError(f"{where}: shape mismatch for {name}: file {value.shape}, model {p.data.shape}")
-        np.copyto(p.data, value, casting="same_kind")
+        if value.shape != p.array.shape:
+            raise ValueError(f"{where}: shape mismatch for {name}: file {value.shape}, model {p.array.shape}")
+        np.copyto(p.array, value, casting="same_kind")
 
 
 def load_adapter(model, path):
@@ -181,4 +181,4 @@ def merge_lora(model):
 def count_parameters(model):
     """(trainable, total) scalar parameter counts, tied weights counted once."""
     params = list(model.parameters())
-    return (sum(p.data.size for p in params if p.requires_grad), sum(p.data.size for p in params))
+    return (sum(p.array.size for p in params if p.requires_grad), sum(p.array.size for p in params))

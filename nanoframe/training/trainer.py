@@ -21,13 +21,12 @@ from tqdm.auto import tqdm
 
 from nanoframe import random as nf_random
 from nanoframe.autograd import no_grad
+from nanoframe.errors import TrainingError
 from nanoframe.nn.utils import clip_grad_norm_
 from nanoframe.optim.lr_schedule import cosine_with_warmup
 from nanoframe.training.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss); the message names the step."""
 
 
 _PEAK = None

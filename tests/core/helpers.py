@@ -36,7 +36,7 @@ def check_op(shapes, fn, np_fn=None, low=-2.0, high=2.0, arrays=None, seed=0):
     if np_fn is not None:
         expected = np.asarray(np_fn(*[a.copy() for a in arrays]))
         assert out.shape == expected.shape, (out.shape, expected.shape)
-        np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out.array, expected, rtol=1e-12, atol=1e-12)
     errors = gradcheck(fn, ts)
     assert all(e is not None and e < 1e-4 for e in errors), errors
     return out
@@ -54,20 +54,20 @@ def check_torch(shapes, fn, torch_fn=None, low=-2.0, high=2.0, arrays=None, seed
     if isinstance(out_t, tuple):  # (values, indices) from max/min with a dim
         assert isinstance(out_nf, tuple) and len(out_nf) == len(out_t)
         for a, b in zip(out_nf[1:], out_t[1:]):
-            np.testing.assert_array_equal(np.asarray(a.data), b.numpy())
+            np.testing.assert_array_equal(np.asarray(a.array), b.numpy())
         out_nf, out_t = out_nf[0], out_t[0]
     assert out_nf.shape == tuple(out_t.shape), (out_nf.shape, tuple(out_t.shape))
-    np.testing.assert_allclose(out_nf.data, out_t.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out_nf.array, out_t.detach().numpy(), rtol=RTOL, atol=ATOL)
     w = np.random.default_rng(seed + 1).standard_normal(out_nf.shape)
     (out_nf * nf.tensor(w)).sum().backward()
     (out_t * torch.tensor(w)).sum().backward()
     for i, (a, b) in enumerate(zip(ts, tt)):
         if b.grad is None:
-            assert a.grad is None or not np.any(a.grad), f"input {i}: torch has no grad"
+            assert a.grad_array is None or not np.any(a.grad_array), f"input {i}: torch has no grad"
             continue
-        assert a.grad is not None, f"input {i}: nanoframe has no grad"
-        assert a.grad.shape == a.shape
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"input {i}")
+        assert a.grad_array is not None, f"input {i}: nanoframe has no grad"
+        assert a.grad_array.shape == a.shape
+        np.testing.assert_allclose(a.grad_array, b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"input {i}")
 
 
 def run_spec(spec):

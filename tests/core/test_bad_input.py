@@ -114,9 +114,9 @@ def test_error_leaves_grad_mode_and_inputs_intact():
     x = x3()
     with pytest.raises(ValueError):
         x + nf.ones(4)
-    assert nf.is_grad_enabled() and x.grad is None and x.tolist() == [1.0, 2.0, 3.0]
+    assert nf.is_grad_enabled() and x.grad_array is None and x.tolist() == [1.0, 2.0, 3.0]
     (x * 2).sum().backward()
-    np.testing.assert_allclose(x.grad, [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(x.grad_array, [2.0, 2.0, 2.0])
 
 
 def test_gradcheck_rejects_float32():

@@ -21,7 +21,7 @@ def test_long_chain_is_iterative():
     for _ in range(10_000):
         y = y * 1.0001 + 0.0
     y.backward()
-    np.testing.assert_allclose(x.grad, 1.0001 ** 10_000, rtol=1e-9)
+    np.testing.assert_allclose(x.grad_array, 1.0001 ** 10_000, rtol=1e-9)
 
 
 def test_long_chain_of_distinct_ops():
@@ -30,16 +30,16 @@ def test_long_chain_of_distinct_ops():
     for i in range(3_000):
         y = (y.tanh() if i % 3 == 0 else y * 0.999 if i % 3 == 1 else y + 0.001)
     y.sum().backward()
-    assert np.all(np.isfinite(x.grad)) and x.grad.shape == (2,)
+    assert np.all(np.isfinite(x.grad_array)) and x.grad_array.shape == (2,)
 
 
 def test_same_tensor_twice():
     x = leaf([1.0, 2.0, 3.0])
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad, [2.0, 4.0, 6.0])
+    np.testing.assert_allclose(x.grad_array, [2.0, 4.0, 6.0])
     z = leaf([1.0, -2.0])
     (z + z + z).sum().backward()
-    np.testing.assert_allclose(z.grad, [3.0, 3.0])
+    np.testing.assert_allclose(z.grad_array, [3.0, 3.0])
 
 
 def test_diamond():
@@ -48,7 +48,7 @@ def test_diamond():
     b = x.exp()        # db/dx = e^x
     c = a * b          # d = a*b: dd/dx = 3 e^x + 3x e^x
     c.sum().backward()
-    np.testing.assert_allclose(x.grad, 3 * np.exp([1.0, 2.0]) * (1 + np.array([1.0, 2.0])))
+    np.testing.assert_allclose(x.grad_array, 3 * np.exp([1.0, 2.0]) * (1 + np.array([1.0, 2.0])))
 
 
 def test_shared_intermediate_used_many_times():
@@ -57,7 +57,7 @@ def test_shared_intermediate_used_many_times():
     y = h * h + h.exp() + h.sum()   # d/dh = 2h + e^h + 1
     y.sum().backward()
     h_val = 4.0
-    np.testing.assert_allclose(x.grad, (2 * h_val + np.exp(h_val) + 1) * 2 * 2.0)
+    np.testing.assert_allclose(x.grad_array, (2 * h_val + np.exp(h_val) + 1) * 2 * 2.0)
 
 
 def test_deep_diamond_lattice():
@@ -73,47 +73,47 @@ def test_deep_diamond_lattice():
         for _ in range(20):
             a, b = a + b, a * 0.5
         return a
-    np.testing.assert_allclose(x.grad, (f(1.0) - f(0.0)), rtol=1e-12)
+    np.testing.assert_allclose(x.grad_array, (f(1.0) - f(0.0)), rtol=1e-12)
 
 
 def test_backward_with_gradient_argument():
     x = leaf([1.0, 2.0, 3.0])
     y = x * 2
     y.backward(np.array([1.0, 0.5, -1.0]))
-    np.testing.assert_allclose(x.grad, [2.0, 1.0, -2.0])
-    x.grad = None
+    np.testing.assert_allclose(x.grad_array, [2.0, 1.0, -2.0])
+    x.grad_array = None
     (x * 3).backward(nf.tensor([1.0, 1.0, 2.0]))
-    np.testing.assert_allclose(x.grad, [3.0, 3.0, 6.0])
+    np.testing.assert_allclose(x.grad_array, [3.0, 3.0, 6.0])
 
 
 def test_backward_on_leaf():
     x = leaf(2.0)
     x.backward()
-    assert x.grad == 1.0
+    assert x.grad_array == 1.0
 
 
 def test_scalar_shaped_one_element_output():
     x = leaf([[2.0]])
     (x * 3).backward()  # one element: implicit gradient of ones
-    np.testing.assert_allclose(x.grad, [[3.0]])
+    np.testing.assert_allclose(x.grad_array, [[3.0]])
 
 
 def test_leaf_grad_accumulates_across_calls():
     x = leaf([1.0, 2.0])
     (x * 2).sum().backward()
     (x * 3).sum().backward()
-    np.testing.assert_allclose(x.grad, [5.0, 5.0])
-    x.grad = None
+    np.testing.assert_allclose(x.grad_array, [5.0, 5.0])
+    x.grad_array = None
     (x * 4).sum().backward()
-    np.testing.assert_allclose(x.grad, [4.0, 4.0])
+    np.testing.assert_allclose(x.grad_array, [4.0, 4.0])
 
 
 def test_leaf_grads_do_not_alias():
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     (a + b).sum().backward()
-    a.grad += 100.0
-    np.testing.assert_allclose(b.grad, [1.0, 1.0])
-    assert not np.shares_memory(a.grad, b.grad)
+    a.grad_array += 100.0
+    np.testing.assert_allclose(b.grad_array, [1.0, 1.0])
+    assert not np.shares_memory(a.grad_array, b.grad_array)
 
 
 @pytest.mark.parametrize("make", [
@@ -127,34 +127,34 @@ def test_leaf_grads_do_not_alias():
 def test_leaf_grads_own_writable_memory(make):
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     make(a, b).backward()
-    for g in (a.grad, b.grad):
+    for g in (a.grad_array, b.grad_array):
         assert g.flags.writeable and g.flags.owndata
-    a.grad *= 0.0
-    assert np.all(b.grad != 0.0)
+    a.grad_array *= 0.0
+    assert np.all(b.grad_array != 0.0)
 
 
 def test_leaf_grad_does_not_alias_user_gradient():
     x = leaf([1.0, 2.0])
     g = np.array([1.0, 1.0])
     (x + 0.0).backward(g)
-    x.grad *= 5
+    x.grad_array *= 5
     np.testing.assert_array_equal(g, [1.0, 1.0])
 
 
 def test_grad_shapes_match_inputs_under_broadcast():
     a, b, c = leaf(np.ones((3, 1))), leaf(np.ones(4)), leaf(2.0)
     (a * b + c).sum().backward()
-    assert a.grad.shape == (3, 1) and b.grad.shape == (4,) and c.grad.shape == ()
-    np.testing.assert_allclose(a.grad, 4.0)
-    np.testing.assert_allclose(b.grad, 3.0)
-    np.testing.assert_allclose(c.grad, 12.0)
+    assert a.grad_array.shape == (3, 1) and b.grad_array.shape == (4,) and c.grad_array.shape == ()
+    np.testing.assert_allclose(a.grad_array, 4.0)
+    np.testing.assert_allclose(b.grad_array, 3.0)
+    np.testing.assert_allclose(c.grad_array, 12.0)
 
 
 def test_inputs_without_requires_grad_get_no_grad():
     x, w = leaf([1.0, 2.0]), nf.tensor([3.0, 4.0], dtype=nf.float64)
     (x * w).sum().backward()
-    assert w.grad is None
-    np.testing.assert_allclose(x.grad, [3.0, 4.0])
+    assert w.grad_array is None
+    np.testing.assert_allclose(x.grad_array, [3.0, 4.0])
 
 
 def test_retain_grad_on_intermediate():
@@ -162,15 +162,15 @@ def test_retain_grad_on_intermediate():
     h = x * 3
     h.retain_grad()
     (h * h).sum().backward()
-    np.testing.assert_allclose(h.grad, [6.0, 12.0])
-    np.testing.assert_allclose(x.grad, [18.0, 36.0])
+    np.testing.assert_allclose(h.grad_array, [6.0, 12.0])
+    np.testing.assert_allclose(x.grad_array, [18.0, 36.0])
 
 
 def test_intermediates_keep_no_grad_by_default():
     x = leaf([1.0])
     h = x * 2
     (h * 2).sum().backward()
-    assert h.grad is None and not h.is_leaf
+    assert h.grad_array is None and not h.is_leaf
 
 
 # ---- graph lifetime --------------------------------------------------------------------------
@@ -194,9 +194,9 @@ def test_retain_graph_allows_second_backward_and_doubles_grads():
     x = leaf([1.0, 2.0])
     y = (x.exp() * x).sum()
     y.backward(retain_graph=True)
-    first = x.grad.copy()
+    first = x.grad_array.copy()
     y.backward()
-    np.testing.assert_allclose(x.grad, 2 * first)
+    np.testing.assert_allclose(x.grad_array, 2 * first)
     np.testing.assert_allclose(first, np.exp([1.0, 2.0]) * (1 + np.array([1.0, 2.0])))
     with pytest.raises(RuntimeError):
         y.backward()
@@ -246,7 +246,7 @@ def test_backward_releases_saved_arrays_memory():
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # the graph held >= 3 big arrays; afterwards only x.grad (2 MB) is new
+    # the graph held >= 3 big arrays; afterwards only x.grad_array (2 MB) is new
     assert before > 6_000_000
     assert after < before - 3_000_000, (before, after)
 
@@ -259,7 +259,7 @@ def test_no_grad_context():
         assert not nf.is_grad_enabled()
     assert nf.is_grad_enabled()
     assert not y.requires_grad and y.is_leaf
-    np.testing.assert_allclose(y.data, [2.0, 4.0] + np.exp([1.0, 2.0]))
+    np.testing.assert_allclose(y.array, [2.0, 4.0] + np.exp([1.0, 2.0]))
     with pytest.raises(RuntimeError):
         y.sum().backward()
 
@@ -359,7 +359,7 @@ def test_constant_arguments_pass_through_apply():
     y = Scale.apply(x, 5.0)
     assert y.requires_grad
     y.sum().backward()
-    np.testing.assert_allclose(x.grad, [5.0, 5.0])
+    np.testing.assert_allclose(x.grad_array, [5.0, 5.0])
 
 
 @pytest.mark.parametrize("grad,shape,expected", [
@@ -382,6 +382,6 @@ def test_retained_grad_does_not_alias_leaf_grad():
     h = a.clone()  # Clone's backward passes gy straight through to the leaf
     h.retain_grad()
     (h * nf.tensor([3.0, 4.0], dtype=nf.float64)).sum().backward()
-    a.grad *= 0.0
-    np.testing.assert_array_equal(h.grad, [3.0, 4.0])
-    assert h.grad.flags.writeable
+    a.grad_array *= 0.0
+    np.testing.assert_array_equal(h.grad_array, [3.0, 4.0])
+    assert h.grad_array.flags.writeable

@@ -21,9 +21,9 @@ def test_matmul_shapes_and_grad_shapes(sa, sb, out):
     a, b = nf.ones(*sa, requires_grad=True), nf.ones(*sb, requires_grad=True)
     y = a @ b
     assert y.shape == out and y.dtype == np.float32
-    np.testing.assert_allclose(y.data, np.full(out, sa[-1], dtype=np.float32))
+    np.testing.assert_allclose(y.array, np.full(out, sa[-1], dtype=np.float32))
     y.sum().backward()
-    assert a.grad.shape == sa and b.grad.shape == sb
+    assert a.grad_array.shape == sa and b.grad_array.shape == sb
 
 
 def test_matmul_with_numpy_operand():
@@ -32,4 +32,4 @@ def test_matmul_with_numpy_operand():
     y = w @ x  # ndarray @ Tensor defers to Tensor.__rmatmul__
     assert isinstance(y, nf.Tensor) and y.tolist() == [[3.0, 3.0], [12.0, 12.0]]
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad, np.repeat(w.sum(0)[:, None], 2, axis=1))
+    np.testing.assert_array_equal(x.grad_array, np.repeat(w.sum(0)[:, None], 2, axis=1))

@@ -126,9 +126,9 @@ def test_set_num_threads_sets_the_blas_too(threads):
 def _grads(fn, arrays, seed=0):
     ts = [nanoframe.tensor(a, requires_grad=True) for a in arrays]
     out = fn(*ts)
-    w = np.random.default_rng(seed).standard_normal(out.shape).astype(out.data.dtype)
+    w = np.random.default_rng(seed).standard_normal(out.shape).astype(out.array.dtype)
     (out * nanoframe.tensor(w)).sum().backward()
-    return [out.data.copy()] + [t.grad.copy() for t in ts]
+    return [out.array.copy()] + [t.grad_array.copy() for t in ts]
 
 
 def _ops(dtype):
@@ -187,10 +187,10 @@ def test_adamw_and_clipping_equal_serial(threads, always_parallel, monkeypatch):
         norms = []
         for step in grads:
             for p, g in zip(params, step):
-                p.grad = g.copy()
+                p.grad_array = g.copy()
             norms.append(float(clip_grad_norm_(params, 1.0)))
             opt.step()
-        return norms, [p.data for p in params]
+        return norms, [p.array for p in params]
 
     norms1, params1 = run(1)
     norms2, params2 = run(2)
@@ -267,9 +267,9 @@ def test_linear_backward_with_zero_rows(threads):
     w = nanoframe.randn(3, 4, requires_grad=True)
     b = nanoframe.randn(3, requires_grad=True)
     F.linear(x, w, b).sum().backward()
-    np.testing.assert_array_equal(w.grad, np.zeros((3, 4)))
-    np.testing.assert_array_equal(b.grad, np.zeros(3))
-    assert x.grad.shape == (0, 4)
+    np.testing.assert_array_equal(w.grad_array, np.zeros((3, 4)))
+    np.testing.assert_array_equal(b.grad_array, np.zeros(3))
+    assert x.grad_array.shape == (0, 4)
 
 
 def test_without_a_controllable_blas_set_num_threads_warns_and_stays_serial(monkeypatch):

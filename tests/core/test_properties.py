@@ -38,13 +38,13 @@ def test_broadcast_binary_grads_match_torch(shapes, op, seed):
     ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
     y, ty = fn(na, nb), fn(ta, tb)
     assert y.shape == tuple(ty.shape) == shapes.result_shape
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(y.array, ty.detach().numpy(), rtol=1e-5)
     w = np.random.default_rng(seed).standard_normal(y.shape)
     (y * nf.tensor(w)).sum().backward()
     (ty * torch.tensor(w)).sum().backward()
-    assert na.grad.shape == a.shape and nb.grad.shape == b.shape
-    np.testing.assert_allclose(na.grad, ta.grad.numpy(), rtol=1e-5, atol=1e-10)
-    np.testing.assert_allclose(nb.grad, tb.grad.numpy(), rtol=1e-5, atol=1e-10)
+    assert na.grad_array.shape == a.shape and nb.grad_array.shape == b.shape
+    np.testing.assert_allclose(na.grad_array, ta.grad.numpy(), rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(nb.grad_array, tb.grad.numpy(), rtol=1e-5, atol=1e-10)
 
 
 @SETTINGS
@@ -56,8 +56,8 @@ def test_add_grad_counts_broadcast_copies(shapes):
     b = nf.tensor(np.zeros(sb), requires_grad=True)
     (a + b).sum().backward()
     out_size = int(np.prod(shapes.result_shape))
-    np.testing.assert_array_equal(a.grad, np.full(sa, out_size / max(int(np.prod(sa)), 1)))
-    np.testing.assert_array_equal(b.grad, np.full(sb, out_size / max(int(np.prod(sb)), 1)))
+    np.testing.assert_array_equal(a.grad_array, np.full(sa, out_size / max(int(np.prod(sa)), 1)))
+    np.testing.assert_array_equal(b.grad_array, np.full(sb, out_size / max(int(np.prod(sb)), 1)))
 
 
 @SETTINGS
@@ -80,10 +80,10 @@ def test_permute_round_trip(shape, data):
     y = x.permute(*perm) if perm else x.permute()
     assert y.shape == tuple(shape[p] for p in perm)
     back = y.permute(*np.argsort(perm).tolist()) if perm else y
-    np.testing.assert_array_equal(back.data, x.data)
+    np.testing.assert_array_equal(back.array, x.array)
     w = np.random.default_rng(1).standard_normal(shape)
     (back * nf.tensor(w)).sum().backward()
-    np.testing.assert_array_equal(x.grad, w)
+    np.testing.assert_array_equal(x.grad_array, w)
 
 
 @SETTINGS
@@ -95,12 +95,12 @@ def test_reshape_round_trip(shape, data):
     x = nf.tensor(np.arange(n, dtype=np.float64).reshape(shape), requires_grad=True)
     y = x.reshape(d, -1)
     assert y.shape == (d, n // d)
-    np.testing.assert_array_equal(y.data.ravel(), np.arange(n))
+    np.testing.assert_array_equal(y.array.ravel(), np.arange(n))
     back = y.reshape(shape)
     w = np.random.default_rng(2).standard_normal(shape)
     (back * nf.tensor(w)).sum().backward()
     assert back.shape == tuple(shape)
-    np.testing.assert_array_equal(x.grad, w)
+    np.testing.assert_array_equal(x.grad_array, w)
 
 
 @SETTINGS
@@ -116,13 +116,13 @@ def test_reductions_over_random_dims(shape, data, keepdim, op):
     npf = {"sum": np.sum, "mean": np.mean, "amax": np.max, "var": np.var}[op]
     expected = npf(a, axis=dim, keepdims=keepdim)
     assert y.shape == np.shape(expected)
-    np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.array, expected, rtol=1e-12, atol=1e-12)
     y.sum().backward()
-    assert x.grad.shape == a.shape
+    assert x.grad_array.shape == a.shape
     if op == "sum":
-        np.testing.assert_array_equal(x.grad, np.ones(shape))
+        np.testing.assert_array_equal(x.grad_array, np.ones(shape))
     if op == "mean":
-        np.testing.assert_allclose(x.grad.sum(), np.size(expected), rtol=1e-12)
+        np.testing.assert_allclose(x.grad_array.sum(), np.size(expected), rtol=1e-12)
 
 
 @SETTINGS
@@ -132,4 +132,4 @@ def test_getitem_integer_arrays_scatter_add(shape, data):
     x = nf.tensor(np.random.default_rng(4).standard_normal(shape), requires_grad=True)
     x[np.array(idx)].sum().backward()
     counts = np.bincount(idx, minlength=shape[0]).astype(float)
-    np.testing.assert_array_equal(x.grad, np.repeat(counts[:, None], shape[1], axis=1))
+    np.testing.assert_array_equal(x.grad_array, np.repeat(counts[:, None], shape[1], axis=1))

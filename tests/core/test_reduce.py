@@ -21,7 +21,7 @@ def test_max_dim_returns_values_and_indices():
     assert values.tolist() == [5.0, 7.0] and indices.tolist() == [1, 0]
     assert indices.dtype == np.int64 and not indices.requires_grad and values.requires_grad
     values.sum().backward()  # the gradient goes to the returned index only (first of a tie)
-    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(x.grad_array, [[0, 1, 0], [1, 0, 0]])
     v, i = nf.min(x, -1, keepdim=True)
     assert v.shape == i.shape == (2, 1) and i.tolist() == [[0], [1]]
 
@@ -49,4 +49,4 @@ def test_var_std_values_and_float32():
 def test_reduce_gradient_values():
     x = nf.tensor(np.ones((2, 3)), requires_grad=True)
     x.mean(dim=1).sum().backward()
-    np.testing.assert_allclose(x.grad, np.full((2, 3), 1 / 3))
+    np.testing.assert_allclose(x.grad_array, np.full((2, 3), 1 / 3))

@@ -16,16 +16,16 @@ def test_gradcheck(spec):
 def test_getitem_repeated_indices_scatter_add():
     x = nf.tensor(np.arange(4.0), requires_grad=True)
     x[[0, 0, 3, 0]].sum().backward()
-    np.testing.assert_array_equal(x.grad, [3.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad_array, [3.0, 0.0, 0.0, 1.0])
     y = nf.tensor(np.zeros((2, 3)), requires_grad=True)
     (y[np.array([1, 1]), np.array([2, 2])] * nf.tensor([2.0, 5.0])).sum().backward()
-    np.testing.assert_array_equal(y.grad, [[0, 0, 0], [0, 0, 7.0]])
+    np.testing.assert_array_equal(y.grad_array, [[0, 0, 0], [0, 0, 7.0]])
 
 
 def test_getitem_boolean_mask_gradient():
     x = nf.tensor(np.array([-1.0, 2.0, -3.0, 4.0]), requires_grad=True)
     x[x > 0].sum().backward()
-    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad_array, [0.0, 1.0, 0.0, 1.0])
 
 
 def test_split_chunk_sizes():
@@ -42,13 +42,13 @@ def test_cat_stack_gradients_route_to_each_input():
     b = nf.tensor(np.zeros((1, 2)), requires_grad=True)
     w = nf.tensor(np.arange(6.0).reshape(3, 2))
     (nf.cat([a, b]) * w).sum().backward()
-    np.testing.assert_array_equal(a.grad, [[0, 1], [2, 3]])
-    np.testing.assert_array_equal(b.grad, [[4, 5]])
+    np.testing.assert_array_equal(a.grad_array, [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(b.grad_array, [[4, 5]])
     c = nf.tensor(np.zeros(3), requires_grad=True)
     d = nf.tensor(np.zeros(3), requires_grad=True)
     (nf.stack([c, d], dim=1) * nf.tensor(np.arange(6.0).reshape(3, 2))).sum().backward()
-    np.testing.assert_array_equal(c.grad, [0, 2, 4])
-    np.testing.assert_array_equal(d.grad, [1, 3, 5])
+    np.testing.assert_array_equal(c.grad_array, [0, 2, 4])
+    np.testing.assert_array_equal(d.grad_array, [1, 3, 5])
 
 
 def test_shape_results():

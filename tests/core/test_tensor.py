@@ -8,9 +8,9 @@ import nanoframe as nf
 # ---- attributes and conversion -----------------------------------------------------------------
 def test_attributes():
     x = nf.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
-    assert isinstance(x.data, np.ndarray)
+    assert isinstance(x.array, np.ndarray)
     assert x.shape == (2, 3) and x.ndim == 2 and x.dtype == np.float32
-    assert x.requires_grad and x.grad is None and x.is_leaf
+    assert x.requires_grad and x.grad_array is None and x.is_leaf
     assert x.size() == (2, 3) and x.size(1) == 3 and x.numel() == 6 and x.dim() == 2 and len(x) == 2
 
 
@@ -37,16 +37,16 @@ def test_tensor_copies_numpy_input():
     a = np.ones(3, dtype=np.float32)
     x = nf.tensor(a)
     a[0] = 5.0
-    assert x.data[0] == 1.0
+    assert x.array[0] == 1.0
 
 
 def test_detach_shares_data_without_grad():
     x = nf.tensor([1.0, 2.0], requires_grad=True)
     y = (x * 2).detach()
     assert not y.requires_grad and y.is_leaf
-    np.testing.assert_array_equal(y.data, [2.0, 4.0])
+    np.testing.assert_array_equal(y.array, [2.0, 4.0])
     z = x.detach()
-    assert z.data is x.data or np.shares_memory(z.data, x.data)
+    assert z.array is x.array or np.shares_memory(z.array, x.array)
     (z * 3).sum()  # no graph: nothing to backward
     with pytest.raises(RuntimeError, match="does not require grad"):
         (z * 3).sum().backward()
@@ -93,7 +93,7 @@ def test_python_scalars_do_not_upcast_float32(op):
     y = op(x)
     assert y.dtype == np.float32
     y.sum().backward()
-    assert x.grad.dtype == np.float32
+    assert x.grad_array.dtype == np.float32
 
 
 def test_float64_is_kept():
@@ -101,16 +101,16 @@ def test_float64_is_kept():
     y = (x * 0.5 + 1).exp().sum()
     assert x.dtype == y.dtype == np.float64
     y.backward()
-    assert x.grad.dtype == np.float64
+    assert x.grad_array.dtype == np.float64
 
 
 def test_mixed_float_dtypes_give_each_leaf_its_own_dtype_grad():
     a = nf.tensor([1.0, 2.0], requires_grad=True)
     b = nf.tensor(np.array([3.0, 4.0]), requires_grad=True)
     (a * b).sum().backward()
-    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
-    np.testing.assert_allclose(a.grad, [3.0, 4.0])
-    np.testing.assert_allclose(b.grad, [1.0, 2.0])
+    assert a.grad_array.dtype == np.float32 and b.grad_array.dtype == np.float64
+    np.testing.assert_allclose(a.grad_array, [3.0, 4.0])
+    np.testing.assert_allclose(b.grad_array, [1.0, 2.0])
 
 
 def test_int_tensor_arithmetic():
@@ -124,25 +124,25 @@ def test_to_float_double_long_clone():
     d = x.double()
     assert d.dtype == np.float64 and d.requires_grad
     (d * 2).sum().backward()
-    assert x.grad.dtype == np.float32 and x.grad.tolist() == [2.0, 2.0]
+    assert x.grad_array.dtype == np.float32 and x.grad_array.tolist() == [2.0, 2.0]
     assert x.long().dtype == np.int64 and not x.long().requires_grad and x.long().tolist() == [1, 2]
     assert x.to(nf.float32) is x and x.float() is x
     c = x.clone()
-    c.data[0] = 9.0
-    assert x.data[0] == 1.5
+    c.array[0] = 9.0
+    assert x.array[0] == 1.5
 
 
 # ---- operators ---------------------------------------------------------------------------------
 def test_arithmetic_operators():
     a, b = nf.tensor([1.0, 2.0, 4.0]), nf.tensor([2.0, 2.0, 0.5])
-    np.testing.assert_allclose((a + b).data, [3.0, 4.0, 4.5])
-    np.testing.assert_allclose((a - b).data, [-1.0, 0.0, 3.5])
-    np.testing.assert_allclose((a * b).data, [2.0, 4.0, 2.0])
-    np.testing.assert_allclose((a / b).data, [0.5, 1.0, 8.0])
-    np.testing.assert_allclose((a ** b).data, [1.0, 4.0, 2.0])
-    np.testing.assert_allclose((-a).data, [-1.0, -2.0, -4.0])
-    np.testing.assert_allclose((a @ b).data, 8.0)
-    np.testing.assert_allclose((np.array([1.0, 1.0, 1.0], np.float32) * a).data, [1.0, 2.0, 4.0])
+    np.testing.assert_allclose((a + b).array, [3.0, 4.0, 4.5])
+    np.testing.assert_allclose((a - b).array, [-1.0, 0.0, 3.5])
+    np.testing.assert_allclose((a * b).array, [2.0, 4.0, 2.0])
+    np.testing.assert_allclose((a / b).array, [0.5, 1.0, 8.0])
+    np.testing.assert_allclose((a ** b).array, [1.0, 4.0, 2.0])
+    np.testing.assert_allclose((-a).array, [-1.0, -2.0, -4.0])
+    np.testing.assert_allclose((a @ b).array, 8.0)
+    np.testing.assert_allclose((np.array([1.0, 1.0, 1.0], np.float32) * a).array, [1.0, 2.0, 4.0])
     assert isinstance(np.ones(3, np.float32) + a, nf.Tensor)
 
 
@@ -165,7 +165,7 @@ def test_getitem_operator_and_backward():
     y = x[1:, ::2]
     assert y.tolist() == [[4.0, 6.0], [8.0, 10.0]]
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad, [[0, 0, 0, 0], [1, 0, 1, 0], [1, 0, 1, 0]])
+    np.testing.assert_array_equal(x.grad_array, [[0, 0, 0, 0], [1, 0, 1, 0], [1, 0, 1, 0]])
 
 
 def test_tensors_hash_by_identity():
@@ -181,7 +181,7 @@ def test_tensors_hash_by_identity():
 def test_zeros_ones(fn, args, shape, value):
     t = fn(*args)
     assert t.shape == shape and t.dtype == np.float32 and not t.requires_grad
-    assert np.all(t.data == value)
+    assert np.all(t.array == value)
 
 
 def test_factory_dtype_and_requires_grad():
@@ -195,7 +195,7 @@ def test_like_factories():
     x = nf.tensor(np.ones((2, 3)), requires_grad=True)
     z, o = nf.zeros_like(x), nf.ones_like(x)
     assert z.shape == o.shape == (2, 3) and z.dtype == o.dtype == np.float64
-    assert not z.requires_grad and np.all(z.data == 0) and np.all(o.data == 1)
+    assert not z.requires_grad and np.all(z.array == 0) and np.all(o.array == 1)
     assert nf.zeros_like(x, dtype=nf.float32).dtype == np.float32
     assert nf.ones_like(x, requires_grad=True).requires_grad
 
@@ -212,9 +212,9 @@ def test_randn_rand_shapes_and_stats():
     nf.manual_seed(0)
     r = nf.randn(200, 50)
     assert r.shape == (200, 50) and r.dtype == np.float32
-    assert abs(float(r.data.mean())) < 0.05 and abs(float(r.data.std()) - 1) < 0.05
+    assert abs(float(r.array.mean())) < 0.05 and abs(float(r.array.std()) - 1) < 0.05
     u = nf.rand(1000)
-    assert u.dtype == np.float32 and u.data.min() >= 0 and u.data.max() < 1 and abs(u.data.mean() - 0.5) < 0.05
+    assert u.dtype == np.float32 and u.array.min() >= 0 and u.array.max() < 1 and abs(u.array.mean() - 0.5) < 0.05
     assert nf.randn((2, 3), dtype=nf.float64).dtype == np.float64
     assert nf.randn(3, requires_grad=True).requires_grad
 
@@ -224,12 +224,12 @@ def test_manual_seed_reproducible():
     a, u = nf.randn(3, 4), nf.rand(5)
     nf.manual_seed(123)
     b, v = nf.randn(3, 4), nf.rand(5)
-    np.testing.assert_array_equal(a.data, b.data)
-    np.testing.assert_array_equal(u.data, v.data)
+    np.testing.assert_array_equal(a.array, b.array)
+    np.testing.assert_array_equal(u.array, v.array)
     c = nf.randn(3, 4)  # the generator advances
-    assert not np.array_equal(a.data, c.data)
+    assert not np.array_equal(a.array, c.array)
     nf.manual_seed(124)
-    assert not np.array_equal(nf.randn(3, 4).data, a.data)
+    assert not np.array_equal(nf.randn(3, 4).array, a.array)
 
 
 def test_rng_state_roundtrip():
@@ -237,4 +237,27 @@ def test_rng_state_roundtrip():
     state = nf.get_rng_state()
     a = nf.randn(4)
     nf.set_rng_state(state)
-    np.testing.assert_array_equal(nf.randn(4).data, a.data)
+    np.testing.assert_array_equal(nf.randn(4).array, a.array)
+
+
+def test_data_and_grad_are_tensors_sharing_memory():
+    """`.data` and `.grad` are Tensors over the same memory as `array` / `grad_array`, as in torch."""
+    p = nf.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    d = p.data
+    assert isinstance(d, nf.Tensor) and not d.requires_grad and d.is_leaf
+    assert np.shares_memory(d.array, p.array)
+    (p * p).sum().backward()
+    g = p.grad
+    assert isinstance(g, nf.Tensor) and g is p.grad          # one wrapper while the array is the same
+    assert g.array is p.grad_array
+    np.testing.assert_array_equal(g.array, [2.0, 4.0, 6.0])
+    (p * 1.0).sum().backward()                              # accumulates in place: the held g sees it
+    np.testing.assert_array_equal(g.array, [3.0, 5.0, 7.0])
+    p.data = np.zeros(5, np.float32)                        # rebinding .data may change the shape
+    assert p.shape == (5,)
+    p.grad = None
+    assert p.grad is None and p.grad_array is None
+    with pytest.raises(RuntimeError, match="assigned grad has shape"):
+        p.grad = nf.zeros(3)
+    p.grad = nf.ones(5)
+    np.testing.assert_array_equal(p.grad_array, np.ones(5))

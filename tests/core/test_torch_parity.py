@@ -51,8 +51,8 @@ def test_parity_float32_forward():
     y = ((x * 0.5).exp() @ x.T).sum(dim=1).tanh()
     yt = ((t * 0.5).exp() @ t.T).sum(dim=1).tanh()
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
     y.sum().backward()
     yt.sum().backward()
-    assert x.grad.dtype == np.float32
-    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert x.grad_array.dtype == np.float32
+    np.testing.assert_allclose(x.grad_array, t.grad.numpy(), rtol=1e-4, atol=1e-5)

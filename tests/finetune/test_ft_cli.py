@@ -76,7 +76,7 @@ def test_finetune_full_and_lora_then_sample_info_and_merge(base, capsys):
     for m in (merged, base / "merged2"):
         plain = load_run(m)[0].eval()
         assert not any(k.endswith("lora_A") for k in plain.state_dict())
-        np.testing.assert_allclose(plain(ids)[0].data, unmerged(ids)[0].data, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(plain(ids)[0].array, unmerged(ids)[0].array, rtol=1e-5, atol=1e-6)
     capsys.readouterr()
     assert run("sample", merged, "--prompt", "12+3=", "--max-new-tokens", 5, "--seed", 0) == 0
     assert capsys.readouterr().out.startswith("12+3=")

@@ -17,7 +17,7 @@ HF_MODELS = ["tiny-gpt2", "fake-gpt2-lmbuddy"]
 def _logits(model, ids):
     model.eval()
     with no_grad():
-        return model(np.asarray(ids, np.int64).reshape(1, -1))[0].data[0]
+        return model(np.asarray(ids, np.int64).reshape(1, -1))[0].array[0]
 
 
 @pytest.mark.parametrize("name", HF_MODELS)
@@ -37,7 +37,7 @@ def test_from_hf_matches_transformers_reference_outputs(name):
         x = model.transformer.wte(ids[None]) + model.transformer.wpe(np.arange(len(ids)))
         for block in model.transformer.h:
             x = block(x)
-        hidden = model.transformer.ln_f(x).data[0]
+        hidden = model.transformer.ln_f(x).array[0]
         _, loss = model(ids[None, :-1], ids[None, 1:])
     np.testing.assert_allclose(hidden, ref["final_hidden_after_ln_f"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(loss.item(), ref["loss_shifted_mean"], rtol=1e-5)
@@ -60,7 +60,7 @@ def test_to_hf_from_hf_round_trip_is_exact_and_unprefixed_names_load(tmp_path):
     back = GPT.from_hf(tmp_path / "hf")
     ours = dict(model.named_parameters())
     for name, p in back.named_parameters():
-        assert np.array_equal(p.data, ours[name].data), name
+        assert np.array_equal(p.array, ours[name].array), name
     # no "transformer." prefix, plus the attention-mask buffers some files carry
     bare = {k.removeprefix("transformer."): v for k, v in tensors.items()}
     bare["h.0.attn.bias"] = np.tril(np.ones((1, 1, 24, 24), np.float32))
@@ -76,7 +76,7 @@ def test_to_hf_from_hf_round_trip_is_exact_and_unprefixed_names_load(tmp_path):
 def test_from_hf_names_missing_unexpected_and_bad_shapes():
     cfg = _tiny_cfg(n_layer=1)
     good = {k: np.zeros(v.shape, np.float32) for k, v in
-            {**{n: p.data.T if n.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")) else p.data
+            {**{n: p.array.T if n.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")) else p.array
                 for n, p in GPT(cfg).named_parameters()}}.items()}
     state_from_hf(good, cfg)
     bad = dict(good)
@@ -124,7 +124,7 @@ def test_parity_with_live_transformers_model_both_ways(tmp_path):
     model = GPT.from_hf(tmp_path / "ref")
     model.eval()
     with no_grad():
-        logits = model(ids)[0].data
+        logits = model(ids)[0].array
         _, loss = model(ids[:, :-1], ids[:, 1:])  # transformers shifts labels=input_ids internally
     np.testing.assert_allclose(logits, out.logits.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(loss.item(), out.loss.item(), rtol=1e-5)

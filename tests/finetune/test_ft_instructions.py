@@ -59,10 +59,10 @@ def test_loss_ignores_prompt_targets_and_their_logits_get_no_gradient(tmp_path):
     assert masked.any() and (~masked).any()
     manual_seed(0)
     model = GPT(GPTConfig(vocab_size=257, block_size=32, n_layer=1, n_head=2, n_embd=16))
-    logits = tensor(model(x)[0].data, requires_grad=True)
+    logits = tensor(model(x)[0].array, requires_grad=True)
     loss = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
     loss.backward()
-    assert np.all(logits.grad[masked] == 0) and np.abs(logits.grad[~masked]).sum() > 0
+    assert np.all(logits.grad_array[masked] == 0) and np.abs(logits.grad_array[~masked]).sum() > 0
     # what the prompt targets would have been does not matter: same model loss
     y2 = np.where(masked, x, y)  # unmasked: prompt tokens as targets
     _, l1 = model(x, y)

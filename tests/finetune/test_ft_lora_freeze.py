@@ -33,14 +33,14 @@ def _ids(seed=0, shape=(2, 12)):
 def _logits(model, ids):
     model.eval()
     with no_grad():
-        return model(ids)[0].data.copy()
+        return model(ids)[0].array.copy()
 
 
 def _perturb_adapters(model, seed=1):
     rng = np.random.default_rng(seed)
     for name, p in model.named_parameters():
         if name.endswith(".lora_B"):
-            p.data[...] = rng.normal(0, 0.2, p.data.shape)
+            p.array[...] = rng.normal(0, 0.2, p.array.shape)
 
 
 def test_lora_starts_as_identity_and_only_adapters_get_gradients():
@@ -53,15 +53,15 @@ def test_lora_starts_as_identity_and_only_adapters_get_gradients():
     layer = model.transformer.h[0].attn.c_attn
     assert isinstance(layer, LoRALinear) and layer.lora_A.shape == (4, 16) and layer.lora_B.shape == (48, 4)
     bound = 1 / np.sqrt(16)  # kaiming_uniform(a=sqrt(5)) on A (r, in), as peft
-    assert np.abs(layer.lora_A.data).max() <= bound and np.abs(layer.lora_A.data).std() > bound / 4
+    assert np.abs(layer.lora_A.array).max() <= bound and np.abs(layer.lora_A.array).std() > bound / 4
     model.train()
     _, loss = model(ids, np.roll(ids, -1, axis=1))
     loss.backward()
     for name, p in model.named_parameters():
         is_adapter = name.endswith((".lora_A", ".lora_B"))
         assert p.requires_grad == is_adapter, name
-        assert (p.grad is not None) == is_adapter, name
-    assert np.abs(model.transformer.h[0].attn.c_attn.lora_B.grad).sum() > 0
+        assert (p.grad_array is not None) == is_adapter, name
+    assert np.abs(model.transformer.h[0].attn.c_attn.lora_B.grad_array).sum() > 0
     # names of the base weights are unchanged: a base checkpoint still loads
     assert "transformer.h.0.attn.c_attn.weight" in model.state_dict()
 
@@ -70,16 +70,16 @@ def test_lora_forward_formula_and_dropout_only_in_training():
     manual_seed(0)
     base = nn.Linear(5, 7)
     lin = LoRALinear(base, r=3, alpha=6, dropout=0.5)
-    lin.lora_B.data[...] = np.random.default_rng(0).normal(size=(7, 3))
+    lin.lora_B.array[...] = np.random.default_rng(0).normal(size=(7, 3))
     x = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
     lin.eval()
     with no_grad():
-        y = lin(x).data
-    expected = x @ base.weight.data.T + base.bias.data + x @ lin.lora_A.data.T @ lin.lora_B.data.T * 2.0
+        y = lin(x).array
+    expected = x @ base.weight.array.T + base.bias.array + x @ lin.lora_A.array.T @ lin.lora_B.array.T * 2.0
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
     lin.train()
     with no_grad():
-        assert not np.allclose(lin(x).data, y)
+        assert not np.allclose(lin(x).array, y)
 
 
 def test_merge_equals_unmerged_and_gives_plain_linears():
@@ -133,8 +133,8 @@ def test_freeze_by_pattern_first_n_layers_and_embeddings():
     ids = _ids()
     _, loss = model(ids, ids)
     loss.backward()
-    assert model.transformer.h[0].mlp.c_fc.weight.grad is None
-    assert model.transformer.h[1].mlp.c_fc.weight.grad is not None
+    assert model.transformer.h[0].mlp.c_fc.weight.grad_array is None
+    assert model.transformer.h[1].mlp.c_fc.weight.grad_array is not None
     with pytest.raises(ValueError, match="matches no parameter"):
         freeze(_model(), patterns=["nothing.*"])
     with pytest.raises(ValueError, match="no trainable parameter"):

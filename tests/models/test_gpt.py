@@ -98,7 +98,7 @@ def perturb_norms(model, seed=1):
     rng = np.random.default_rng(seed)
     for name, p in model.named_parameters():
         if p.ndim == 1:
-            p.data[...] = p.data + rng.normal(0, 0.1, p.shape).astype(p.dtype)
+            p.array[...] = p.array + rng.normal(0, 0.1, p.shape).astype(p.dtype)
 
 
 def compare_with_torch(cfg, dtype, rtol, atol):
@@ -115,7 +115,7 @@ def compare_with_torch(cfg, dtype, rtol, atol):
     assert sorted(names) == sorted(tparams), (names, list(tparams))
     with torch.no_grad():
         for name, p in model.named_parameters():
-            tparams[name].copy_(torch.from_numpy(p.data.copy()))
+            tparams[name].copy_(torch.from_numpy(p.array.copy()))
 
     idx, tgt = batch(cfg)
     logits, loss = model(idx, tgt)
@@ -125,13 +125,13 @@ def compare_with_torch(cfg, dtype, rtol, atol):
 
     assert logits.shape == (3, cfg.block_size, cfg.vocab_size)
     assert logits.dtype == dtype
-    np.testing.assert_allclose(logits.data, tlogits.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(logits.array, tlogits.detach().numpy(), rtol=rtol, atol=atol)
     np.testing.assert_allclose(loss.item(), tloss.item(), rtol=rtol, atol=atol)
     for name, p in model.named_parameters():
-        assert p.grad is not None, name
+        assert p.grad_array is not None, name
         tg = tparams[name].grad.numpy()
         scale = np.abs(tg).max()
-        np.testing.assert_allclose(p.grad, tg, rtol=rtol, atol=atol * max(scale, 1e-3),
+        np.testing.assert_allclose(p.grad_array, tg, rtol=rtol, atol=atol * max(scale, 1e-3),
                                    err_msg=f"gradient of {name}")
     return len(names)
 
@@ -153,7 +153,7 @@ def test_gradcheck_tiny_gpt_float64():
     model = GPT(cfg).double()
     perturb_norms(model)
     for p in model.parameters():   # larger weights than the 0.02 init make a sharper check
-        p.data[...] = p.data * 10.0
+        p.array[...] = p.array * 10.0
     idx = np.array([[1, 5, 2], [6, 0, 3]])
     tgt = np.array([[5, 2, 6], [0, -100, 4]])
     names = ["transformer.wte.weight", "transformer.h.0.attn.c_attn.weight",
@@ -178,17 +178,17 @@ def test_weight_tying_one_parameter_and_both_gradients():
     assert "transformer.h.1.attn.c_attn.weight" in names and names[-1] == "transformer.ln_f.bias"
     sd = model.state_dict()
     assert "lm_head.weight" in sd and "transformer.wte.weight" in sd
-    assert sd["lm_head.weight"].data is sd["transformer.wte.weight"].data
+    assert sd["lm_head.weight"].array is sd["transformer.wte.weight"].array
 
     idx, tgt = batch(cfg)
     model(idx, tgt)[1].backward()
-    tied_grad = model.transformer.wte.weight.grad.copy()
+    tied_grad = model.transformer.wte.weight.grad_array.copy()
 
     # untie: same values in two separate Parameters; the tied gradient is the sum of both
     model.zero_grad()
-    model.lm_head.weight = nn.Parameter(model.transformer.wte.weight.data.copy())
+    model.lm_head.weight = nn.Parameter(model.transformer.wte.weight.array.copy())
     model(idx, tgt)[1].backward()
-    g_emb, g_head = model.transformer.wte.weight.grad, model.lm_head.weight.grad
+    g_emb, g_head = model.transformer.wte.weight.grad_array, model.lm_head.weight.grad_array
     assert np.abs(g_emb).max() > 0 and np.abs(g_head).max() > 0
     np.testing.assert_allclose(tied_grad, g_emb + g_head, rtol=1e-5, atol=1e-7)
 
@@ -197,23 +197,23 @@ def test_init_statistics_and_seed():
     nf.manual_seed(123)
     cfg = GPTConfig(vocab_size=256, block_size=64, n_layer=4, n_head=4, n_embd=128)
     model = GPT(cfg)
-    resid = np.concatenate([p.data.ravel() for n, p in model.named_parameters() if n.endswith("c_proj.weight")])
+    resid = np.concatenate([p.array.ravel() for n, p in model.named_parameters() if n.endswith("c_proj.weight")])
     np.testing.assert_allclose(resid.std(), 0.02 / math.sqrt(2 * cfg.n_layer), rtol=0.03)
     for name in ["transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.attn.c_attn.weight",
                  "transformer.h.3.mlp.c_fc.weight"]:
-        p = model.get_parameter(name).data
+        p = model.get_parameter(name).array
         np.testing.assert_allclose(p.std(), 0.02, rtol=0.05, err_msg=name)
         assert abs(p.mean()) < 2e-3, name
     for name, p in model.named_parameters():
         if name.endswith(".bias"):
-            assert not p.data.any(), name
+            assert not p.array.any(), name
         elif "ln_" in name:
-            assert (p.data == 1).all(), name
+            assert (p.array == 1).all(), name
         assert p.dtype == np.float32, name
     nf.manual_seed(123)
     again = GPT(cfg)
     for (n, p), (_, q) in zip(model.named_parameters(), again.named_parameters()):
-        np.testing.assert_array_equal(p.data, q.data, err_msg=n)
+        np.testing.assert_array_equal(p.array, q.array, err_msg=n)
 
 
 def test_overfits_one_batch():
@@ -242,7 +242,7 @@ def test_ignore_index_and_last_only():
     idx, tgt = batch(cfg, ignore=False)
     logits, loss = model(idx, tgt)
     # mean cross-entropy by hand in float64
-    z = logits.data.astype(np.float64)
+    z = logits.array.astype(np.float64)
     logp = z - z.max(-1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
     nll = -np.take_along_axis(logp, tgt[..., None], -1)[..., 0]
@@ -255,7 +255,7 @@ def test_ignore_index_and_last_only():
     np.testing.assert_allclose(l7.item(), nll[keep].mean(), rtol=1e-5)
     last, none = model(nf.tensor(idx), last_only=True)
     assert none is None and last.shape == (3, 1, cfg.vocab_size)
-    np.testing.assert_allclose(last.data[:, 0], logits.data[:, -1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(last.array[:, 0], logits.array[:, -1], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="last_only"):
         model(idx, tgt, last_only=True)
 
@@ -325,8 +325,8 @@ def test_dropout_train_vs_eval():
     nf.manual_seed(0)
     model = GPT(tiny_config(dropout=0.5))
     idx, _ = batch(model.config)
-    a = model(idx)[0].data
-    b = model(idx)[0].data
+    a = model(idx)[0].array
+    b = model(idx)[0].array
     assert not np.allclose(a, b)          # dropout active in training mode
     model.eval()
-    np.testing.assert_array_equal(model(idx)[0].data, model(idx)[0].data)
+    np.testing.assert_array_equal(model(idx)[0].array, model(idx)[0].array)

@@ -16,7 +16,7 @@ def make_model(block_size=8, vocab_size=13, n_layer=2, bias=True, scale=8.0, dro
     model = GPT(cfg)
     for name, p in model.named_parameters():
         if p.ndim == 2:
-            p.data[...] = p.data * scale
+            p.array[...] = p.array * scale
     return model
 
 
@@ -27,7 +27,7 @@ def prompt(B=2, T=3, V=13, seed=0):
 def test_cached_logits_equal_uncached_step_by_step():
     model = make_model().eval()
     ids = prompt(B=2, T=8)
-    ref = model(ids)[0].data                              # (B, T, V), full forward
+    ref = model(ids)[0].array                              # (B, T, V), full forward
     cache = KVCache(model.config, batch_size=2)
     pre = model.forward_cached(ids[:, :3], cache)         # prefill 3 positions
     np.testing.assert_allclose(pre, ref[:, :3], rtol=1e-4, atol=1e-5)
@@ -44,7 +44,7 @@ def test_cached_logits_equal_uncached_step_by_step():
 def test_cached_logits_float64():
     model = make_model().double().eval()
     ids = prompt(B=1, T=8)
-    ref = model(ids)[0].data
+    ref = model(ids)[0].array
     cache = KVCache(model.config, batch_size=1, dtype=np.float64)
     out = np.concatenate([model.forward_cached(ids[:, t:t + 1], cache) for t in range(8)], axis=1)
     assert out.dtype == np.float64
@@ -98,7 +98,7 @@ def test_greedy_matches_argmax_of_forward():
     model.eval()
     seq = ids.copy()
     for _ in range(6):
-        nxt = model(seq)[0].data[:, -1].argmax(-1)
+        nxt = model(seq)[0].array[:, -1].argmax(-1)
         seq = np.concatenate([seq, nxt[:, None]], axis=1)
     np.testing.assert_array_equal(out, seq)
 

@@ -41,28 +41,28 @@ def test_fans_and_gains_match_torch():
 )
 def test_random_inits_in_place_with_expected_spread(fn, kwargs, expected_std):
     p = _param(200, 300)
-    arr = p.data
+    arr = p.array
     nanoframe.manual_seed(0)
     assert fn(p, **kwargs) is p
-    assert p.data is arr and arr.dtype == np.float32  # in place, dtype kept
+    assert p.array is arr and arr.dtype == np.float32  # in place, dtype kept
     assert abs(arr.std() - expected_std) < 0.02 * expected_std
     nanoframe.manual_seed(0)
     again = _param(200, 300)
     fn(again, **kwargs)
-    np.testing.assert_array_equal(again.data, arr)  # same seed, same values
+    np.testing.assert_array_equal(again.array, arr)  # same seed, same values
 
 
 def test_uniform_bounds_and_constant_inits():
     p = _param(50, 40)
     init.kaiming_uniform_(p, a=math.sqrt(5))
-    assert np.abs(p.data).max() <= 1 / math.sqrt(40)
+    assert np.abs(p.array).max() <= 1 / math.sqrt(40)
     init.constant_(p, 0.25)
-    assert (p.data == 0.25).all()
+    assert (p.array == 0.25).all()
     init.ones_(p)
-    assert (p.data == 1).all()
+    assert (p.array == 1).all()
     init.zeros_(p)
-    assert not p.data.any()
-    assert p._node is None and p.grad is None  # no graph recorded
+    assert not p.array.any()
+    assert p._node is None and p.grad_array is None  # no graph recorded
 
 
 def _grads(seed):
@@ -78,28 +78,28 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     ours = [nn.Parameter(np.zeros_like(g)) for g in grads] + [nn.Parameter(np.zeros(2))]  # last: no grad
     theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
     for p, q, g in zip(ours, theirs, grads):
-        p.grad, q.grad = g.copy(), torch.tensor(g)
-    held = ours[0].grad
+        p.grad_array, q.grad = g.copy(), torch.tensor(g)
+    held = ours[0].grad_array
     total = clip_grad_norm_(ours, max_norm, norm_type=norm_type)
     ttotal = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
     assert isinstance(total, float) and total.item() == pytest.approx(ttotal.item(), rel=1e-10)
     assert f"{total:.3f}"  # formats like a float
-    assert ours[0].grad is held  # clipped in place
+    assert ours[0].grad_array is held  # clipped in place
     for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(p.grad_array, q.grad.numpy(), rtol=1e-10)
 
 
 def test_clip_grad_norm_float32_single_tensor_and_empty():
     g = np.random.default_rng(1).standard_normal((100, 100)).astype(np.float32)
     p = nn.Parameter(np.zeros_like(g))
-    p.grad = g.copy()
+    p.grad_array = g.copy()
     total = clip_grad_norm_(p, 1.0)
     assert total == pytest.approx(float(np.linalg.norm(g.astype(np.float64))), rel=1e-5)
-    assert p.grad.dtype == np.float32
-    assert np.linalg.norm(p.grad) == pytest.approx(1.0, rel=1e-4)
+    assert p.grad_array.dtype == np.float32
+    assert np.linalg.norm(p.grad_array) == pytest.approx(1.0, rel=1e-4)
     assert clip_grad_norm_([nn.Parameter(np.zeros(3))], 1.0) == 0.0
     q = nn.Parameter(np.zeros(2))
-    q.grad = np.array([np.inf, 1.0])
+    q.grad_array = np.array([np.inf, 1.0])
     with pytest.raises(RuntimeError, match="non-finite"):
         clip_grad_norm_([q], 1.0, error_if_nonfinite=True)
 
@@ -110,5 +110,5 @@ def test_clip_grad_norm_on_model():
     (m(x) * 100.0).sum().backward()
     total = clip_grad_norm_(m.parameters(), 0.1)
     assert total > 0.1
-    after = math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in m.parameters()))
+    after = math.sqrt(sum(float((p.grad_array.astype(np.float64) ** 2).sum()) for p in m.parameters()))
     assert after == pytest.approx(0.1, rel=1e-4)

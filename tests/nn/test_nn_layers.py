@@ -21,15 +21,15 @@ def _check(ours, theirs, x, dtype, rtol, int_input=False):
     xt = torch.tensor(x, requires_grad=not int_input)
     xn = Tensor(x, requires_grad=not int_input)
     out_t, out_n = theirs(xt), ours(xn)
-    np.testing.assert_allclose(out_n.data, out_t.detach().numpy(), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(out_n.array, out_t.detach().numpy(), rtol=rtol, atol=rtol)
     gy = np.random.default_rng(5).standard_normal(out_n.shape).astype(dtype)
     out_t.backward(torch.tensor(gy))
     out_n.backward(gy)
     if not int_input:
-        np.testing.assert_allclose(xn.grad, xt.grad.numpy(), rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(xn.grad_array, xt.grad.numpy(), rtol=rtol, atol=rtol)
     theirs_named = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, theirs_named[name].grad.numpy(), rtol=rtol, atol=rtol, err_msg=name)
+        np.testing.assert_allclose(p.grad_array, theirs_named[name].grad.numpy(), rtol=rtol, atol=rtol, err_msg=name)
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
@@ -108,10 +108,10 @@ def test_dropout_only_in_training():
     nanoframe.manual_seed(0)
     drop = nn.Dropout(0.5)
     x = Tensor(np.ones((200, 50), np.float32))
-    y = drop(x).data
+    y = drop(x).array
     assert set(np.unique(y)) <= {0.0, 2.0} and 0.4 < (y == 0).mean() < 0.6
     drop.eval()
-    assert drop(x) is x or np.array_equal(drop(x).data, x.data)
+    assert drop(x) is x or np.array_equal(drop(x).array, x.array)
     with pytest.raises(ValueError):
         nn.Dropout(1.5)
 
@@ -120,17 +120,17 @@ def test_default_inits():
     nanoframe.manual_seed(0)
     lin = nn.Linear(400, 300)
     bound = 1 / math.sqrt(400)
-    w = lin.weight.data
+    w = lin.weight.array
     assert w.shape == (300, 400) and w.dtype == np.float32
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
     assert abs(w.std() - bound / math.sqrt(3)) < 0.01 * bound
-    assert np.abs(lin.bias.data).max() <= bound
+    assert np.abs(lin.bias.array).max() <= bound
     emb = nn.Embedding(1000, 64)
-    assert abs(emb.weight.data.std() - 1) < 0.02 and abs(emb.weight.data.mean()) < 0.02
+    assert abs(emb.weight.array.std() - 1) < 0.02 and abs(emb.weight.array.mean()) < 0.02
     ln = nn.LayerNorm(5)
-    assert (ln.weight.data == 1).all() and (ln.bias.data == 0).all()
-    assert (nn.RMSNorm(5).weight.data == 1).all()
+    assert (ln.weight.array == 1).all() and (ln.bias.array == 0).all()
+    assert (nn.RMSNorm(5).weight.array == 1).all()
     nanoframe.manual_seed(7)
-    a = nn.Linear(3, 3).weight.data.copy()
+    a = nn.Linear(3, 3).weight.array.copy()
     nanoframe.manual_seed(7)
-    np.testing.assert_array_equal(nn.Linear(3, 3).weight.data, a)  # drawn from the seeded generator
+    np.testing.assert_array_equal(nn.Linear(3, 3).weight.array, a)  # drawn from the seeded generator

@@ -99,12 +99,12 @@ def test_train_eval_propagate():
 def test_zero_grad_and_apply_and_requires_grad():
     m = Tiny()
     for p in m.parameters():
-        p.grad = np.ones_like(p.data)
-    g = m.ln_f.weight.grad
+        p.grad_array = np.ones_like(p.array)
+    g = m.ln_f.weight.grad_array
     m.zero_grad(set_to_none=False)
-    assert m.ln_f.weight.grad is g and not g.any()
+    assert m.ln_f.weight.grad_array is g and not g.any()
     m.zero_grad()
-    assert all(p.grad is None for p in m.parameters())
+    assert all(p.grad_array is None for p in m.parameters())
     seen = []
     assert m.apply(lambda mod: seen.append(type(mod).__name__)) is m
     assert seen[-1] == "Tiny" and seen.count("Linear") == 3
@@ -121,16 +121,16 @@ def test_state_dict_shares_data_and_round_trips():
     ]  # torch's order (own params, own buffers, then children); tied weights under both names;
     # the non-persistent buffer is left out
     assert isinstance(sd, OrderedDict)
-    assert sd["wte.weight"].data is m.wte.weight.data and not sd["wte.weight"].requires_grad
+    assert sd["wte.weight"].array is m.wte.weight.array and not sd["wte.weight"].requires_grad
 
     nanoframe.manual_seed(123)
     m2 = Tiny()
-    arrays = {id(p): p.data for p in m2.parameters()}
-    result = m2.load_state_dict({k: (v.data.copy() if i % 2 else v) for i, (k, v) in enumerate(sd.items())})
+    arrays = {id(p): p.array for p in m2.parameters()}
+    result = m2.load_state_dict({k: (v.array.copy() if i % 2 else v) for i, (k, v) in enumerate(sd.items())})
     assert result.missing_keys == [] and result.unexpected_keys == []
     for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
-        np.testing.assert_array_equal(a.data, b.data, err_msg=k)
-    assert all(p.data is arrays[id(p)] for p in m2.parameters())  # copied in place
+        np.testing.assert_array_equal(a.array, b.array, err_msg=k)
+    assert all(p.array is arrays[id(p)] for p in m2.parameters())  # copied in place
 
 
 def test_state_dict_through_io(tmp_path):
@@ -138,7 +138,7 @@ def test_state_dict_through_io(tmp_path):
     nanoframe.save(m.state_dict(), tmp_path / "m.safetensors")
     m2 = Tiny()
     m2.load_state_dict(nanoframe.load(tmp_path / "m.safetensors"))
-    np.testing.assert_array_equal(m2.h[1].fc.weight.data, m.h[1].fc.weight.data)
+    np.testing.assert_array_equal(m2.h[1].fc.weight.array, m.h[1].fc.weight.array)
 
 
 def test_load_state_dict_errors():
@@ -147,17 +147,17 @@ def test_load_state_dict_errors():
     del sd["ln_f.bias"]
     sd["extra.weight"] = np.zeros(3, np.float32)
     before = Tiny()
-    snapshot = {k: v.data.copy() for k, v in before.state_dict().items()}
+    snapshot = {k: v.array.copy() for k, v in before.state_dict().items()}
     with pytest.raises(RuntimeError) as e:
         before.load_state_dict(sd)
     assert '"ln_f.bias"' in str(e.value) and '"extra.weight"' in str(e.value)
     assert "Missing" in str(e.value) and "Unexpected" in str(e.value)
     for k, v in before.state_dict().items():  # nothing was copied
-        np.testing.assert_array_equal(v.data, snapshot[k])
+        np.testing.assert_array_equal(v.array, snapshot[k])
 
     res = before.load_state_dict(sd, strict=False)
     assert res.missing_keys == ["ln_f.bias"] and res.unexpected_keys == ["extra.weight"]
-    np.testing.assert_array_equal(before.h[0].fc.weight.data, m.h[0].fc.weight.data)
+    np.testing.assert_array_equal(before.h[0].fc.weight.array, m.h[0].fc.weight.array)
 
     bad = dict(m.state_dict())
     bad["h.1.fc.weight"] = np.zeros((4, 5), np.float32)

@@ -26,7 +26,7 @@ def nf_grads(fn, arrays, grad_idx, seed=0):
     out = fn(*ts)
     gy = upstream(out.shape, out.dtype, seed)
     out.backward(gradient=gy)
-    return out.data, [ts[i].grad for i in grad_idx]
+    return out.array, [ts[i].grad_array for i in grad_idx]
 
 
 def gradcheck(fn, arrays, grad_idx=(0,), eps=1e-6, rtol=1e-5, atol=1e-7, seed=0):
@@ -37,7 +37,7 @@ def gradcheck(fn, arrays, grad_idx=(0,), eps=1e-6, rtol=1e-5, atol=1e-7, seed=0)
 
     def f(arrs):
         with nf.no_grad():
-            return float(np.sum(fn(*to_nf(arrs, ())).data * gy))
+            return float(np.sum(fn(*to_nf(arrs, ())).array * gy))
 
     for i, analytic in zip(grad_idx, grads):
         a = arrays[i]

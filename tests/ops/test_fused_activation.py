@@ -73,10 +73,10 @@ def test_activations_stable_for_huge_inputs(dtype):
             t = nf.Tensor(x.copy(), requires_grad=True)
             y = fn(t)
             y.backward(gradient=np.ones_like(x))
-            assert y.dtype == dtype and t.grad.dtype == dtype
-            assert np.isfinite(y.data).all() and np.isfinite(t.grad).all()
-    np.testing.assert_allclose(F.gelu(nf.Tensor(x)).data, np.where(x > 0, x, 0), atol=1e-6)
-    np.testing.assert_allclose(F.silu(nf.Tensor(x)).data, np.where(x > 0, x, 0), atol=1e-6)
+            assert y.dtype == dtype and t.grad_array.dtype == dtype
+            assert np.isfinite(y.array).all() and np.isfinite(t.grad_array).all()
+    np.testing.assert_allclose(F.gelu(nf.Tensor(x)).array, np.where(x > 0, x, 0), atol=1e-6)
+    np.testing.assert_allclose(F.silu(nf.Tensor(x)).array, np.where(x > 0, x, 0), atol=1e-6)
 
 
 # ---- softmax / log_softmax -----------------------------------------------------------------------
@@ -134,22 +134,22 @@ def test_dropout_statistics_scale_and_gradient():
     nf.manual_seed(0)
     x = nf.ones(400, 500, requires_grad=True)
     y = F.dropout(x, p=0.3)
-    kept = y.data != 0
+    kept = y.array != 0
     assert y.dtype == np.float32
     assert abs(kept.mean() - 0.7) < 0.005
-    np.testing.assert_allclose(y.data[kept], 1 / 0.7, rtol=1e-6)
-    assert abs(y.data.mean() - 1.0) < 0.01
+    np.testing.assert_allclose(y.array[kept], 1 / 0.7, rtol=1e-6)
+    assert abs(y.array.mean() - 1.0) < 0.01
     y.backward(gradient=np.full(y.shape, 2.0, np.float32))
-    np.testing.assert_allclose(x.grad, np.where(kept, 2 / 0.7, 0.0), rtol=1e-6)
+    np.testing.assert_allclose(x.grad_array, np.where(kept, 2 / 0.7, 0.0), rtol=1e-6)
 
 
 def test_dropout_determinism_under_manual_seed():
     x = nf.randn(64, 64)
     nf.manual_seed(123)
-    a = F.dropout(x, 0.5).data
+    a = F.dropout(x, 0.5).array
     nf.manual_seed(123)
-    b = F.dropout(x, 0.5).data
-    c = F.dropout(x, 0.5).data
+    b = F.dropout(x, 0.5).array
+    c = F.dropout(x, 0.5).array
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(b, c)
 
@@ -158,7 +158,7 @@ def test_dropout_identity_cases_and_errors():
     x = nf.randn(5, 5, requires_grad=True)
     assert F.dropout(x, 0.0) is x
     assert F.dropout(x, 0.5, training=False) is x
-    np.testing.assert_array_equal(F.dropout(x, 1.0).data, np.zeros((5, 5), np.float32))
+    np.testing.assert_array_equal(F.dropout(x, 1.0).array, np.zeros((5, 5), np.float32))
     d = F.dropout(nf.randn(4, dtype=np.float64), 0.5)
     assert d.dtype == np.float64
     with pytest.raises(ValueError, match=r"dropout: probability p must be in \[0, 1\], got 1.5"):

@@ -90,7 +90,7 @@ def test_sdpa_fully_masked_rows_match_torch(kind):
     with np.errstate(all="raise"):
         parity(lambda *a: SDPA(*a, attn_mask=m), lambda *a: torch.nn.functional.scaled_dot_product_attention(
             *a, attn_mask=torch.as_tensor(m)), [q, k, v], (0, 1, 2), rtol=1e-10, atol=1e-12)
-    out = SDPA(nf.Tensor(q), nf.Tensor(k), nf.Tensor(v), attn_mask=m).data
+    out = SDPA(nf.Tensor(q), nf.Tensor(k), nf.Tensor(v), attn_mask=m).array
     np.testing.assert_array_equal(out[:, 1], 0.0)    # torch 2.x on CPU: a fully masked row gives 0, not NaN
 
 
@@ -102,7 +102,7 @@ def test_sdpa_stable_for_huge_scores():
         tq = nf.Tensor(q, requires_grad=True)
         out = SDPA(tq, nf.Tensor(k), nf.Tensor(v), is_causal=True)
         out.sum().backward()
-    assert np.isfinite(out.data).all() and np.isfinite(tq.grad).all()
+    assert np.isfinite(out.array).all() and np.isfinite(tq.grad_array).all()
 
 
 def test_sdpa_composed_twin():
@@ -125,14 +125,14 @@ def test_sdpa_dropout_statistics_determinism_and_gradcheck():
     tq, tk = nf.Tensor(q), nf.Tensor(k)
     tv = nf.Tensor(np.ones((2, 6, 4)))                          # output = row sums of the dropped att
     nf.manual_seed(0)
-    a = SDPA(tq, tk, tv, dropout_p=0.5).data
+    a = SDPA(tq, tk, tv, dropout_p=0.5).array
     nf.manual_seed(0)
-    b = SDPA(tq, tk, tv, dropout_p=0.5).data
+    b = SDPA(tq, tk, tv, dropout_p=0.5).array
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, 1.0)                              # something was dropped
     big = nf.Tensor(np.zeros((8, 64, 4)))
     nf.manual_seed(1)
-    c = SDPA(big, big, nf.Tensor(np.ones((8, 64, 4))), dropout_p=0.25).data
+    c = SDPA(big, big, nf.Tensor(np.ones((8, 64, 4))), dropout_p=0.25).array
     assert abs(c.mean() - 1.0) < 0.02                           # 1 / (1 - p) rescaling keeps the mean
 
     def fn(*a):

@@ -52,9 +52,9 @@ def test_float32_matches_float64_and_keeps_dtype():
     b = nf.Tensor(qkv, requires_grad=True)
     y64 = F.causal_self_attention(b, 3)
     y64.backward(np.ones(y64.shape))
-    assert y.dtype == np.float32 and a.grad.dtype == np.float32
-    np.testing.assert_allclose(y.data, y64.data, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-3, atol=1e-4)
+    assert y.dtype == np.float32 and a.grad_array.dtype == np.float32
+    np.testing.assert_allclose(y.array, y64.array, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a.grad_array, b.grad_array, rtol=1e-3, atol=1e-4)
 
 
 def test_torch_parity():
@@ -78,18 +78,18 @@ def test_stable_for_huge_scores():
         t = nf.Tensor(qkv, requires_grad=True)
         y = F.causal_self_attention(t, 2)
         y.sum().backward()
-    assert np.isfinite(y.data).all() and np.isfinite(t.grad).all()
+    assert np.isfinite(y.array).all() and np.isfinite(t.grad_array).all()
 
 
 def test_dropout_determinism_and_gradcheck():
     qkv = rand(2, 6, 3 * 4)
     t = nf.Tensor(qkv)
     nf.manual_seed(0)
-    a = F.causal_self_attention(t, 2, dropout_p=0.5).data
+    a = F.causal_self_attention(t, 2, dropout_p=0.5).array
     nf.manual_seed(0)
-    b = F.causal_self_attention(t, 2, dropout_p=0.5).data
+    b = F.causal_self_attention(t, 2, dropout_p=0.5).array
     np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, F.causal_self_attention(t, 2).data)
+    assert not np.allclose(a, F.causal_self_attention(t, 2).array)
 
     def fn(x):
         nf.manual_seed(3)                              # the same masks on every call
@@ -104,7 +104,7 @@ def test_gradient_accumulates_with_other_uses():
     (F.causal_self_attention(t, 2).sum() + t.sum()).backward()
     u = nf.Tensor(qkv, requires_grad=True)
     (_composed(2)(u).sum() + u.sum()).backward()
-    np.testing.assert_allclose(t.grad, u.grad, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(t.grad_array, u.grad_array, rtol=1e-10, atol=1e-12)
 
 
 def test_errors():

@@ -33,8 +33,8 @@ def test_linear_composed_twin_and_partial_grads():
     composed_match(F.linear, lambda a, w_, b_: a @ w_.transpose(0, 1) + b_, [x, w, b], (0, 1, 2))
     xt, wt = nf.Tensor(x), nf.Tensor(w, requires_grad=True)   # only the weight needs a grad
     F.linear(xt, wt).sum().backward()
-    np.testing.assert_allclose(wt.grad, np.broadcast_to(x.reshape(-1, 4).sum(0), (5, 4)))
-    assert xt.grad is None
+    np.testing.assert_allclose(wt.grad_array, np.broadcast_to(x.reshape(-1, 4).sum(0), (5, 4)))
+    assert xt.grad_array is None
 
 
 def test_linear_errors():
@@ -83,12 +83,12 @@ def test_embedding_grad_accumulates_with_other_uses():
     w = nf.Tensor(rand(6, 4), requires_grad=True)
     x = F.embedding(np.array([1, 1, 3]), w)
     F.linear(x, w).sum().backward()
-    wd = w.data
+    wd = w.array
     expected = np.zeros_like(wd)
     for i in (1, 1, 3):
         expected[i] += wd.sum(0)                                  # through linear's input
     expected += np.broadcast_to(wd[[1, 1, 3]].sum(0), wd.shape)   # through linear's weight
-    np.testing.assert_allclose(w.grad, expected, rtol=1e-12)
+    np.testing.assert_allclose(w.grad_array, expected, rtol=1e-12)
 
 
 def test_embedding_errors():

@@ -66,9 +66,9 @@ def test_layer_norm_float32_stays_float32_and_handles_big_offsets():
     w, b = nf.ones(16, requires_grad=True), nf.zeros(16, requires_grad=True)
     y = F.layer_norm(x, (16,), w, b)
     y.backward(gradient=np.ones((4, 16), np.float32))
-    for a in (y.data, x.grad, w.grad, b.grad):
+    for a in (y.array, x.grad_array, w.grad_array, b.grad_array):
         assert a.dtype == np.float32 and np.isfinite(a).all()
-    np.testing.assert_allclose(y.data.mean(-1), 0, atol=1e-2)
+    np.testing.assert_allclose(y.array.mean(-1), 0, atol=1e-2)
 
 
 def test_norm_errors():

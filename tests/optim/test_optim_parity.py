@@ -24,14 +24,14 @@ def _run_both(nf_cls, torch_cls, group_opts, maximize=False, none_grad_at=None):
     for step in range(STEPS):
         for i, (p, q) in enumerate(zip(nf, tp)):
             if none_grad_at is not None and (step, i) in none_grad_at:
-                p.grad, q.grad = None, None
+                p.grad_array, q.grad = None, None
             else:
-                p.grad = grads[step][i].copy()
+                p.grad_array = grads[step][i].copy()
                 q.grad = torch.tensor(grads[step][i])
         nf_opt.step()
         t_opt.step()
         for i, (p, q) in enumerate(zip(nf, tp)):
-            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5, atol=1e-12,
+            np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-5, atol=1e-12,
                                        err_msg=f"param {i} at step {step}")
     return nf_opt, t_opt
 
@@ -97,8 +97,8 @@ def test_large_parameter_chunked_update_matches_torch():
     opt, topt = AdamW([p], lr=1e-2, weight_decay=0.1), torch.optim.AdamW([q], lr=1e-2, weight_decay=0.1)
     for _ in range(3):
         g = rng.standard_normal((500, 300)).astype(np.float32).T
-        p.grad, q.grad = g, torch.tensor(np.ascontiguousarray(g))
+        p.grad_array, q.grad = g, torch.tensor(np.ascontiguousarray(g))
         opt.step()
         topt.step()
-    np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-4, atol=1e-6)
-    assert p.data.dtype == np.float32
+    np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-4, atol=1e-6)
+    assert p.array.dtype == np.float32

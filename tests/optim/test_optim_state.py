@@ -31,7 +31,7 @@ def _make(cls, params):
 def _train(opt, params, steps):
     for step in steps:
         for p, g in zip(params, _grads(step)):
-            p.grad = g
+            p.grad_array = g
         opt.step()
 
 
@@ -46,7 +46,7 @@ def test_state_dict_resume_is_identical(cls, through_file, tmp_path):
     opt = _make(cls, run)
     _train(opt, run, range(5))
     sd = opt.state_dict()
-    weights = [p.data.copy() for p in run]
+    weights = [p.array.copy() for p in run]
     if through_file:
         nanoframe.save(sd, tmp_path / "opt.safetensors")
         sd = nanoframe.load(tmp_path / "opt.safetensors")
@@ -56,7 +56,7 @@ def test_state_dict_resume_is_identical(cls, through_file, tmp_path):
     opt2.load_state_dict(sd)
     _train(opt2, resumed, range(5, 10))
     for a, b in zip(ref, resumed):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.array, b.array)
 
 
 def test_state_dict_layout_and_snapshot():
@@ -143,28 +143,28 @@ def test_add_param_group_and_defaults():
 def test_zero_grad_and_skip_none():
     p = _params()
     opt = SGD(p, lr=0.1)
-    before = [q.data.copy() for q in p]
+    before = [q.array.copy() for q in p]
     opt.step()  # no grads: nothing happens
     for a, q in zip(before, p):
-        np.testing.assert_array_equal(a, q.data)
+        np.testing.assert_array_equal(a, q.array)
     for q, g in zip(p, _grads(0)):
-        q.grad = g
-    grad_arr = p[0].grad
+        q.grad_array = g
+    grad_arr = p[0].grad_array
     opt.zero_grad(set_to_none=False)
-    assert p[0].grad is grad_arr and not grad_arr.any()
+    assert p[0].grad_array is grad_arr and not grad_arr.any()
     opt.zero_grad()
-    assert all(q.grad is None for q in p)
+    assert all(q.grad_array is None for q in p)
 
 
 def test_step_updates_data_in_place_and_closure():
     p = _params()
-    arr = p[0].data
+    arr = p[0].array
     opt = AdamW(p, lr=0.1)
 
     def closure():
         for q, g in zip(p, _grads(0)):
-            q.grad = g
+            q.grad_array = g
         return 3.5
 
     assert opt.step(closure) == 3.5
-    assert p[0].data is arr  # references held elsewhere (views, flat buffers) stay valid
+    assert p[0].array is arr  # references held elsewhere (views, flat buffers) stay valid

@@ -25,9 +25,7 @@ from nanoframe.training.trainer import Trainer
 def pretrain(out, iters, progress):
     """The default run's model shape on the stdlib corpus (json held out), trained for `iters` steps."""
     t0 = time.perf_counter()
-    train_files, held = D.stdlib_files()
-    root = D.stdlib_dir()
-    train_docs, val_docs = list(D.documents(train_files, root)), list(D.documents(held, root))
+    train_docs, val_docs, _ = D.stdlib_corpus()
     tok = D.train_tokenizer("bpe", train_docs, vocab_size=2048, max_chars=1_000_000, show_progress=progress)
     meta = D.prepare(train_docs, val_docs, tok, out / "data", source="stdlib, json held out", show_progress=progress)
     preset = PRESETS["default"]
@@ -37,8 +35,7 @@ def pretrain(out, iters, progress):
     manual_seed(tcfg.seed)
     model = GPT(mcfg)
     data = D.TokenData(out / "data", mcfg.block_size, tcfg.batch_size, seed=tcfg.seed)
-    s = Trainer(model, data, tcfg, out, show_progress=progress,
-                extra_state={"model_config": mcfg.to_dict(), "tokenizer": meta["tokenizer"]}).train()
+    s = Trainer(model, data, tcfg, out, show_progress=progress, tokenizer=tok).train()
     print(f"pretrained {out}: {s['steps']} steps, val loss (stdlib json package) {s['best_val_loss']:.4f}, "
           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
 

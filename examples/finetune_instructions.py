@@ -19,8 +19,8 @@ import numpy as np
 from nanoframe.models import GPT, GPTConfig
 from nanoframe.random import manual_seed
 from nanoframe.tokenizer import BPETokenizer
-from nanoframe.training.checkpoint import save_checkpoint
 from nanoframe.training.finetune import finetune, generate_completion
+from nanoframe.training.run import save_run
 
 LETTERS = "abcdefgh"
 rng = np.random.default_rng(0)
@@ -40,15 +40,13 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="nanoframe-instr-"))
     tok = BPETokenizer(special_tokens={"<|endoftext|>": 256})  # bytes + end-of-text: 257 ids
 
-    # 1. the base: a fresh tiny byte-level GPT saved as a nanoframe checkpoint (what `finetune` starts
+    # 1. the base: a fresh tiny byte-level GPT saved as a run folder (what `finetune` starts
     #    from). A base briefly pretrained on random letters learns that context does not matter and
     #    then needs many more steps to pick the task up, so this example starts from scratch.
     mcfg = GPTConfig(vocab_size=tok.vocab_size, block_size=12, n_layer=2, n_head=4, n_embd=64)
     manual_seed(0)
     base = GPT(mcfg)
-    tok.save(work / "tokenizer.json")
-    save_checkpoint(work / "base", base, None, {"step": 0, "model_config": mcfg.to_dict(),
-                                                "tokenizer": str(work / "tokenizer.json")})
+    save_run(work / "base", base, tok)
 
     # 2. the instruction set, and held-out prompts that appear nowhere in it
     seen, rows = set(), []

@@ -36,9 +36,7 @@ def main():
     nanoframe.manual_seed(cfg.seed)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=128, n_layer=4, n_head=4, n_embd=256))
     batches = D.TokenData(data_dir, model.config.block_size, cfg.batch_size, seed=cfg.seed)
-    trainer = Trainer(model, batches, cfg, args.out,
-                      extra_state={"model_config": model.config.to_dict(),
-                                   "tokenizer": str((data_dir / "tokenizer.json").resolve())})
+    trainer = Trainer(model, batches, cfg, args.out, tokenizer=tok)   # the run keeps a copy of the tokenizer
     summary = trainer.train()
     print(f"val loss {summary['val_loss']:.4f} after {summary['steps']} steps")
     out = model.generate([[tok.eot_id]], 200, temperature=0.8, top_k=50, seed=0)

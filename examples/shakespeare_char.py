@@ -35,9 +35,7 @@ def main():
     nanoframe.manual_seed(cfg.seed)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, **preset["model"]))
     batches = D.TokenData(data_dir, model.config.block_size, cfg.batch_size, seed=cfg.seed)
-    trainer = Trainer(model, batches, cfg, args.out,
-                      extra_state={"model_config": model.config.to_dict(),
-                                   "tokenizer": str((data_dir / "tokenizer.json").resolve())})
+    trainer = Trainer(model, batches, cfg, args.out, tokenizer=tok)   # the run keeps a copy of the tokenizer
     summary = trainer.train()
     print(f"val loss {summary['val_loss']:.4f} after {summary['steps']} steps "
           f"({summary['tokens_per_sec']:,.0f} tokens/s)")

@@ -31,6 +31,7 @@ Arrays are always returned in native byte order and own writable memory.
 """
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -495,13 +496,36 @@ def load(path):
     return root
 
 
-def read_json(path, missing, error=ValueError):
+def read_json(path, missing, error=ValueError, max_bytes=256 << 20):
     """Parse the JSON file at `path`; raise `error(missing)` when it does not exist and an error
-    naming the file when it is not valid JSON."""
+    naming the file when it is not valid JSON, not UTF-8, nested too deeply or over `max_bytes`."""
     path = Path(path)
     if not path.is_file():
         raise error(missing)
     try:
+        if path.stat().st_size > max_bytes:
+            raise error(f"{path} is {path.stat().st_size:,} bytes, larger than the {max_bytes:,} a JSON file may be")
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise error(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise error(f"{path} is not valid JSON: nested too deeply") from None
+    except OSError as e:
+        raise error(f"cannot read {path}: {e.strerror}") from None
+
+
+def file_sha256(path, chunk=1 << 20):
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def safetensors_shapes(path):
+    """{name: (dtype code, shape)} of a safetensors file, from its validated header alone (no
+    tensor data is read), so a loader can check shapes before it allocates anything."""
+    with open(path, "rb") as f:
+        entries, _, _ = _read_header(f, os.fspath(path))
+    return {name: (code, shape) for name, code, shape, _, _ in entries}

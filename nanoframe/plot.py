@@ -1,24 +1,19 @@
 """Loss curves of a run as a standalone SVG (no plotting library needed)."""
-import json
 import math
 from html import escape
-from pathlib import Path
+
+from nanoframe.errors import DataError
 
 
-def read_metrics(path):
-    """Records of a metrics.jsonl; a later record for the same (kind, step) replaces an earlier one."""
+def split_metrics(records):
+    """(train, val): sorted (step, loss) pairs of metrics records (Run.read_metrics); a later record
+    for the same (kind, step) replaces an earlier one, and non-numeric losses are skipped."""
     train, val = {}, {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise ValueError(f"{path}, line {n}: not valid JSON") from None
-        if "loss" in rec:
-            train[rec["step"]] = rec["loss"]
-        if "val_loss" in rec:
-            val[rec["step"]] = rec["val_loss"]
+    for rec in records:
+        for key, series in (("loss", train), ("val_loss", val)):
+            value = rec.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                series[rec["step"]] = float(value)
     return sorted(train.items()), sorted(val.items())
 
 
@@ -34,7 +29,7 @@ def loss_curve_svg(train, val, title="loss", width=720, height=400):
     """SVG text plotting (step, loss) series: raw train (faint), smoothed train, and val."""
     series = [p for p in train + val if math.isfinite(p[1])]
     if not series:
-        raise ValueError("no finite loss values to plot")
+        raise DataError("no finite loss values to plot")
     pad_l, pad_r, pad_t, pad_b = 60, 20, 30, 40
     x0, x1 = min(s for s, _ in series), max(s for s, _ in series)
     y0, y1 = min(v for _, v in series), max(v for _, v in series)

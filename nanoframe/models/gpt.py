@@ -21,6 +21,8 @@ import numpy as np
 import nanoframe.functional as F
 from nanoframe import nn
 from nanoframe.autograd import no_grad
+from nanoframe.errors import ConfigError, bounded
+from nanoframe.schema import check
 from nanoframe.random import default_generator
 from nanoframe.tensor import Tensor
 
@@ -41,18 +43,16 @@ class GPTConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"GPTConfig.{name} must be a positive int, got {bounded(repr(value), 80)}")
             setattr(self, name, int(value))
         if self.n_embd % self.n_head != 0:
-            raise ValueError(
-                f"GPTConfig.n_embd ({self.n_embd}) must be divisible by GPTConfig.n_head ({self.n_head})"
-            )
+            raise ConfigError(f"GPTConfig.n_embd ({self.n_embd}) must be divisible by GPTConfig.n_head ({self.n_head})")
         d = self.dropout
         if isinstance(d, bool) or not isinstance(d, (int, float, np.floating, np.integer)) or not 0.0 <= d < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be a number with 0 <= dropout < 1, got {d!r}")
+            raise ConfigError(f"GPTConfig.dropout must be a number with 0 <= dropout < 1, got {bounded(repr(d), 80)}")
         self.dropout = float(d)
         if not isinstance(self.bias, (bool, np.bool_)):
-            raise ValueError(f"GPTConfig.bias must be a bool, got {self.bias!r}")
+            raise ConfigError(f"GPTConfig.bias must be a bool, got {bounded(repr(self.bias), 80)}")
         self.bias = bool(self.bias)
 
     def to_dict(self):
@@ -65,10 +65,39 @@ class GPTConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(
-                f"GPTConfig.from_dict: unknown key(s) {unknown}; valid keys are {sorted(known)}"
-            )
+            raise ConfigError(f"GPTConfig: unknown key(s) {bounded(unknown, 100)}; valid keys are {sorted(known)}")
         return cls(**d)
+
+
+def linear_shapes(config):
+    """name -> (out, in) of every Linear layer GPT(config) has, without building it."""
+    C = config.n_embd
+    shapes = {}
+    for i in range(config.n_layer):
+        h = f"transformer.h.{i}."
+        shapes.update({h + "attn.c_attn": (3 * C, C), h + "attn.c_proj": (C, C),
+                       h + "mlp.c_fc": (4 * C, C), h + "mlp.c_proj": (C, 4 * C)})
+    shapes["lm_head"] = (config.vocab_size, C)
+    return shapes
+
+
+def parameter_shapes(config):
+    """name -> shape of every parameter GPT(config) has, without building it (the tied lm_head
+    listed once, as transformer.wte.weight). A loader checks a file's shapes against this before
+    it allocates a model from a config read from disk; a test keeps it equal to the model's."""
+    C, bias = config.n_embd, config.bias
+    shapes = {"transformer.wte.weight": (config.vocab_size, C), "transformer.wpe.weight": (config.block_size, C)}
+    norms = [f"transformer.h.{i}.{ln}" for i in range(config.n_layer) for ln in ("ln_1", "ln_2")]
+    for name in norms + ["transformer.ln_f"]:
+        shapes[name + ".weight"] = (C,)
+        if bias:
+            shapes[name + ".bias"] = (C,)
+    for name, (out, inp) in linear_shapes(config).items():
+        if name != "lm_head":
+            shapes[name + ".weight"] = (out, inp)
+            if bias:
+                shapes[name + ".bias"] = (out,)
+    return shapes
 
 
 # ---- inference kernels ---------------------------------------------------------------------------
@@ -233,6 +262,11 @@ def _as_ids(idx, name="idx"):
     if a.dtype.kind not in "iu":
         raise ValueError(f"{name} must hold integer token ids, got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
+
+
+def _py_int(value):
+    """NumPy integers count as ints for the sampling options (floats and bools do not)."""
+    return int(value) if isinstance(value, np.integer) else value
 
 
 def _softmax64(logits):
@@ -479,14 +513,12 @@ class GPT(nn.Module):
             ids = ids.reshape(1, -1)
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"stream/generate: idx must be (B, T) with T >= 1, got shape {ids.shape}")
-        if int(max_new_tokens) < 0:
-            raise ValueError(f"stream/generate: max_new_tokens must be >= 0, got {max_new_tokens}")
-        if temperature is None or temperature < 0:
-            raise ValueError(f"stream/generate: temperature must be >= 0, got {temperature}")
-        if top_k is not None and int(top_k) < 1:
-            raise ValueError(f"stream/generate: top_k must be >= 1, got {top_k}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise ValueError(f"stream/generate: top_p must be in (0, 1], got {top_p}")
+        max_new_tokens = check(_py_int(max_new_tokens), "generate: max_new_tokens", int, low=0)
+        temperature = check(temperature, "generate: temperature", float, low=0.0)
+        top_k = check(_py_int(top_k), "generate: top_k", int, low=1, none_ok=True)
+        top_p = check(top_p, "generate: top_p", float, low=0.0, high=1.0, none_ok=True)
+        if top_p == 0.0:
+            raise ConfigError("generate: top_p must be in (0, 1], got 0.0")
         V = self.config.vocab_size
         if ids.size and (ids.min() < 0 or ids.max() >= V):
             raise ValueError(f"stream/generate: token ids must be in [0, {V}), got min {ids.min()}, max {ids.max()}")
@@ -494,7 +526,7 @@ class GPT(nn.Module):
             stops = np.zeros(0, dtype=np.int64)
         else:
             stops = np.atleast_1d(np.asarray(stop_tokens, dtype=np.int64))
-        return self._stream(ids.copy(), int(max_new_tokens), temperature, top_k, top_p, stops, seed, use_cache)
+        return self._stream(ids.copy(), max_new_tokens, temperature, top_k, top_p, stops, seed, use_cache)
 
     def _stream(self, ids, max_new_tokens, temperature, top_k, top_p, stops, seed, use_cache):
         rng = np.random.default_rng(seed) if seed is not None else default_generator()
@@ -518,6 +550,8 @@ class GPT(nn.Module):
                 else:                            # first step, or the window slid: (re)build the cache
                     cache.reset(start=w0)
                     logits = self.forward_cached(ids[:, w0:], cache, last_only=True)[:, -1, :]
+                if not np.isfinite(logits).all():
+                    raise ValueError("generate: the model produced NaN or inf logits (are its weights finite?)")
                 tok = sample_next(logits, temperature, top_k, top_p, rng)        # (B,)
                 tok = np.where(done, fill, tok)
                 if stops.size:

@@ -20,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoframe.io import atomic_write_text, load_safetensors, read_json, save_safetensors
+from nanoframe.schema import MAX_VOCAB
+from nanoframe.errors import ConfigError, bounded
+from nanoframe.io import atomic_write_text, load_safetensors, read_json, safetensors_shapes, save_safetensors
+from nanoframe.schema import field
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # activations that are exactly nanoframe's F.gelu(approximate="tanh")
@@ -35,33 +38,40 @@ def is_hf_folder(path):
             and not (p / "state.json").is_file())
 
 
-def config_from_hf(hf):
-    """A GPTConfig from a GPT2Config dict; raises ValueError for anything nanoframe's GPT is not."""
+def config_from_hf(hf, where="config.json"):
+    """A GPTConfig from a GPT2Config dict, every field validated (type, range); ConfigError naming
+    the file and field for anything malformed or that nanoframe's GPT is not."""
     from nanoframe.models.gpt import GPTConfig
 
-    where = "config.json"
-    if hf.get("model_type", "gpt2") != "gpt2":
-        raise ValueError(f"{where}: model_type {hf.get('model_type')!r} is not gpt2")
-    act = hf.get("activation_function", "gelu_new")
+    err = ConfigError
+    if not isinstance(hf, dict):
+        raise err(f"{where}: expected a JSON object, got {type(hf).__name__}")
+    model_type = field(hf, "model_type", where, str, optional=True, default="gpt2", error=err)
+    if model_type != "gpt2":
+        raise err(f"{where}: model_type {bounded(repr(model_type), 60)} is not supported (only gpt2)")
+    act = field(hf, "activation_function", where, str, optional=True, default="gelu_new", error=err)
     if act not in TANH_GELU:
-        raise ValueError(f"{where}: activation_function {act!r} is not supported "
-                         f"(nanoframe's GPT uses tanh GELU: {', '.join(TANH_GELU)})")
-    eps = hf.get("layer_norm_epsilon", 1e-5)
-    if abs(float(eps) - 1e-5) > 1e-12:
-        raise ValueError(f"{where}: layer_norm_epsilon {eps} is not supported (nanoframe's LayerNorm uses 1e-5)")
-    n_embd = hf.get("n_embd")
-    n_inner = hf.get("n_inner")
-    if n_inner is not None and n_embd is not None and n_inner != 4 * n_embd:
-        raise ValueError(f"{where}: n_inner {n_inner} is not supported (nanoframe's MLP is 4 * n_embd = {4 * n_embd})")
-    if hf.get("scale_attn_by_inverse_layer_idx", False) or not hf.get("scale_attn_weights", True):
-        raise ValueError(f"{where}: only the standard 1/sqrt(head size) attention scaling is supported")
-    if hf.get("tie_word_embeddings", True) is False:
-        raise ValueError(f"{where}: untied lm_head (tie_word_embeddings false) is not supported")
-    missing = [k for k in ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd") if k not in hf]
-    if missing:
-        raise ValueError(f"{where}: missing key(s) {missing}")
-    return GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
-                     n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True)
+        raise err(f"{where}: activation_function {bounded(repr(act), 60)} is not supported "
+                  f"(nanoframe's GPT uses tanh GELU: {', '.join(TANH_GELU)})")
+    eps = field(hf, "layer_norm_epsilon", where, float, optional=True, default=1e-5, error=err)
+    if abs(eps - 1e-5) > 1e-12:
+        raise err(f"{where}: layer_norm_epsilon {eps} is not supported (nanoframe's LayerNorm uses 1e-5)")
+    sizes = {k: field(hf, k, where, int, low=1, high=high, error=err)
+             for k, high in (("vocab_size", MAX_VOCAB), ("n_positions", 1 << 20), ("n_layer", 4096),
+                             ("n_head", 4096), ("n_embd", 1 << 16))}
+    n_inner = field(hf, "n_inner", where, int, optional=True, none_ok=True, error=err)
+    if n_inner is not None and n_inner != 4 * sizes["n_embd"]:
+        raise err(f"{where}: n_inner {n_inner} is not supported (nanoframe's MLP is 4 * n_embd = {4 * sizes['n_embd']})")
+    if (field(hf, "scale_attn_by_inverse_layer_idx", where, bool, optional=True, default=False, error=err)
+            or not field(hf, "scale_attn_weights", where, bool, optional=True, default=True, error=err)):
+        raise err(f"{where}: only the standard 1/sqrt(head size) attention scaling is supported")
+    if field(hf, "tie_word_embeddings", where, bool, optional=True, default=True, error=err) is False:
+        raise err(f"{where}: untied lm_head (tie_word_embeddings false) is not supported")
+    try:
+        return GPTConfig(vocab_size=sizes["vocab_size"], block_size=sizes["n_positions"], n_layer=sizes["n_layer"],
+                         n_head=sizes["n_head"], n_embd=sizes["n_embd"], dropout=0.0, bias=True)
+    except ConfigError as e:
+        raise err(f"{where}: {e}") from None
 
 
 def config_to_hf(cfg, eot_id=None):
@@ -80,10 +90,11 @@ def config_to_hf(cfg, eot_id=None):
     return hf
 
 
-def state_from_hf(tensors, cfg, where="model.safetensors"):
+def state_from_hf(tensors, cfg, where="model.safetensors", shapes_only=False):
     """HF tensors -> {our name: float32 array} with Conv1D weights transposed and every shape checked.
 
-    Raises ValueError naming missing keys, unexpected keys and shape mismatches.
+    With shapes_only, `tensors` maps names to shapes (a file's header) and nothing is converted.
+    Raises ConfigError naming missing keys, unexpected keys, shape mismatches and non-finite values.
     """
     with_prefix = {}
     lm_head = None
@@ -99,28 +110,32 @@ def state_from_hf(tensors, cfg, where="model.safetensors"):
     unexpected = sorted(set(with_prefix) - set(expected))
     problems = []
     if missing:
-        problems.append(f"missing key(s) {missing}")
+        problems.append(f"missing key(s) {bounded(missing, 200)}")
     if unexpected:
-        problems.append(f"unexpected key(s) {unexpected}")
+        problems.append(f"unexpected key(s) {bounded(unexpected, 200)}")
     out = {}
     for name, arr in with_prefix.items():
         if name not in expected:
             continue
-        arr = np.asarray(arr, dtype=np.float32)
-        if name.endswith(CONV1D):
-            arr = arr.T
-        if arr.shape != expected[name]:
-            shown = arr.T.shape if name.endswith(CONV1D) else arr.shape
-            problems.append(f"shape mismatch for {name}: file has {shown}, config needs "
-                            f"{expected[name][::-1] if name.endswith(CONV1D) else expected[name]}")
+        conv = name.endswith(CONV1D)
+        shape = tuple(arr) if shapes_only else arr.shape
+        if (shape[::-1] if conv else shape) != expected[name]:
+            problems.append(f"shape mismatch for {name}: file has {shape}, config needs "
+                            f"{expected[name][::-1] if conv else expected[name]}")
             continue
-        out[name] = np.ascontiguousarray(arr)
-    if lm_head is not None and "transformer.wte.weight" in out:
+        if shapes_only:
+            continue
+        arr = np.asarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            problems.append(f"{name} holds NaN or inf")
+            continue
+        out[name] = np.ascontiguousarray(arr.T if conv else arr)
+    if lm_head is not None and not shapes_only and "transformer.wte.weight" in out:
         if lm_head.shape != out["transformer.wte.weight"].shape or not np.array_equal(
                 np.asarray(lm_head, np.float32), out["transformer.wte.weight"]):
             problems.append("lm_head.weight differs from transformer.wte.weight (untied heads are not supported)")
     if problems:
-        raise ValueError(f"{where}: " + "; ".join(problems))
+        raise ConfigError(f"{where}: " + bounded("; ".join(problems), 600))
     return out
 
 
@@ -145,18 +160,23 @@ def param_shapes(cfg):
 
 def read_hf_config(folder):
     return read_json(Path(folder) / "config.json",
-                     f"{folder} is not a Hugging Face model folder (no config.json)")
+                     f"{folder} is not a Hugging Face model folder (no config.json)", ConfigError)
 
 
 def load_hf(folder):
-    """A nanoframe GPT (bias=True, dropout 0) with the weights of a Hugging Face GPT-2 folder."""
+    """A nanoframe GPT (bias=True, dropout 0) with the weights of a Hugging Face GPT-2 folder.
+
+    The config is validated and the weights' names and shapes are checked against it from the
+    safetensors header before the model is allocated."""
     from nanoframe.models.gpt import GPT
 
     folder = Path(folder)
-    cfg = config_from_hf(read_hf_config(folder))
+    cfg = config_from_hf(read_hf_config(folder), str(folder / "config.json"))
     weights = folder / "model.safetensors"
     if not weights.is_file():
-        raise ValueError(f"{folder} has no model.safetensors (only safetensors weights are read, never pickle)")
+        raise ConfigError(f"{folder} has no model.safetensors (only safetensors weights are read, never pickle)")
+    header = {name: shape for name, (_, shape) in safetensors_shapes(weights).items()}
+    state_from_hf(header, cfg, str(weights), shapes_only=True)
     state = state_from_hf(load_safetensors(weights), cfg, str(weights))
     model = GPT(cfg)
     model.load_state_dict(state, strict=False)  # lm_head.weight is the tied wte: not stored separately

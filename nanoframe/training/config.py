@@ -1,6 +1,9 @@
 """Training configuration: one dataclass with a comment per field, plus named presets."""
 from dataclasses import asdict, dataclass, fields
 
+from nanoframe.errors import ConfigError, bounded
+from nanoframe.schema import check
+
 
 @dataclass
 class TrainConfig:
@@ -26,24 +29,18 @@ class TrainConfig:
 
     def __post_init__(self):
         for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type is int and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"{f.name} must be an integer, got {value!r}")
-            if f.type is float:
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise ValueError(f"{f.name} must be a number, got {value!r}")
-                setattr(self, f.name, float(value))
+            kind = int if f.type in (int, "int") else float
+            setattr(self, f.name, check(getattr(self, f.name), f.name, kind))
         positive = ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters",
                     "log_interval", "checkpoint_interval", "keep_checkpoints")
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            check(getattr(self, name), name, int, low=1)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "max_time", "warmup_iters",
                      "lr_decay_iters", "early_stop_patience"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
+            check(getattr(self, name), name, type(getattr(self, name)), low=0)
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
     def to_dict(self):
         return asdict(self)
@@ -53,7 +50,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown training option(s) {bounded(unknown, 100)}; known: {sorted(known)}")
         return cls(**d)
 
 

@@ -20,7 +20,9 @@ import numpy as np
 import nanoframe.functional as F
 from nanoframe import nn
 from nanoframe.autograd import no_grad
+from nanoframe.errors import CheckpointError, ConfigError, bounded
 from nanoframe.io import load_safetensors, load_safetensors_metadata, save_safetensors
+from nanoframe.schema import check
 
 ADAPTER_FORMAT = "nanoframe.lora"
 
@@ -75,43 +77,55 @@ class LoRALinear(nn.Module):
                 f"alpha={self.alpha:g}, bias={self.bias is not None}")
 
 
-def _matches(name, targets):
+def matches(name, targets):
     """A dotted module name matches a target when it ends with it at a dot ("c_proj" matches
     transformer.h.0.attn.c_proj and .mlp.c_proj; "mlp.c_proj" only the latter)."""
     return any(name == t or name.endswith("." + t) for t in targets)
 
 
 def lora_config(targets=("c_attn",), r=8, alpha=16, dropout=0.0):
-    """The JSON-able config dict stored in state.json and adapter metadata."""
+    """The validated, JSON-able config dict stored in state.json and adapter metadata.
+
+    targets: layer names (a list, or a comma-separated string); r: a rank in 1..4096; alpha: a
+    finite number; dropout: in [0, 1). Anything else raises ConfigError naming the field."""
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
-    return {"targets": list(targets), "r": int(r), "alpha": float(alpha), "dropout": float(dropout)}
+    if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) and t for t in targets):
+        raise ConfigError(f"LoRA targets must be a non-empty list of layer names, got {bounded(repr(targets), 80)}")
+    return {"targets": list(targets), "r": check(r, "LoRA r", int, low=1, high=4096),
+            "alpha": check(alpha, "LoRA alpha", float), "dropout": check(dropout, "LoRA dropout", float, low=0.0, high=0.999999)}
 
 
 def apply_lora(model, targets=("c_attn",), r=8, alpha=16, dropout=0.0):
     """Freeze every parameter of `model` and wrap each Linear whose name matches `targets` in a
     LoRALinear (in place). Returns the list of wrapped module names; ValueError when none match."""
     cfg = lora_config(targets, r, alpha, dropout)
-    if not cfg["targets"]:
-        raise ValueError("apply_lora: no target modules given")
-    if not 0.0 <= cfg["dropout"] < 1.0:
-        raise ValueError(f"apply_lora: dropout must be in [0, 1), got {cfg['dropout']}")
     if any(isinstance(m, LoRALinear) for m in model.modules()):
         raise ValueError("apply_lora: the model already has LoRA adapters")
     model.requires_grad_(False)
     wrapped = []
     for name, module in list(model.named_modules()):
-        if isinstance(module, nn.Linear) and name and _matches(name, cfg["targets"]):
+        if isinstance(module, nn.Linear) and name and matches(name, cfg["targets"]):
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name)
             parent.add_module(child, LoRALinear(module, cfg["r"], cfg["alpha"], cfg["dropout"]))
             wrapped.append(name)
     if not wrapped:
         linears = sorted({n.rpartition(".")[2] for n, m in model.named_modules() if isinstance(m, nn.Linear) and n})
-        raise ValueError(f"apply_lora: no Linear layer matches targets {cfg['targets']}; "
+        raise ConfigError(f"apply_lora: no Linear layer matches targets {cfg['targets']}; "
                          f"Linear layers are named {linears}")
     model.train(model.training)  # new submodules follow the model's mode
     return wrapped
+
+
+def lora_config_of(model):
+    """The LoRA config of a model's adapters (all LoRALinear layers share one), or None."""
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+    if not layers:
+        return None
+    first = next(iter(layers.values()))
+    targets = sorted({name.rpartition(".")[2] for name in layers})
+    return lora_config(targets, first.r, first.alpha, getattr(first.lora_dropout, "p", 0.0))
 
 
 def lora_state_dict(model):
@@ -120,26 +134,30 @@ def lora_state_dict(model):
             if name.endswith((".lora_A", ".lora_B"))}
 
 
-def save_adapter(model, path, config):
-    """Write the adapter tensors as safetensors with the LoRA config in the metadata."""
+def save_adapter(model, path, config, base_sha256=None):
+    """Write the adapter tensors as safetensors with the LoRA config (and the SHA-256 of the base
+    weights it was trained on, which `lora merge` checks) in the metadata."""
     tensors = lora_state_dict(model)
     if not tensors:
         raise ValueError("save_adapter: the model has no LoRA adapters")
-    save_safetensors(tensors, path, metadata={"format": ADAPTER_FORMAT,
-                                              "lora_config": json.dumps(lora_config(**config))})
+    meta = {"format": ADAPTER_FORMAT, "lora_config": json.dumps(lora_config(**config))}
+    if base_sha256:
+        meta["base_weights_sha256"] = base_sha256
+    save_safetensors(tensors, path, metadata=meta)
     return path
 
 
 def read_adapter(path):
-    """(config dict, tensors) of an adapter file written by save_adapter."""
+    """(config dict, tensors, metadata) of an adapter file written by save_adapter, validated."""
     meta = load_safetensors_metadata(path)
     if meta.get("format") != ADAPTER_FORMAT or "lora_config" not in meta:
-        raise ValueError(f"{path} is not a nanoframe LoRA adapter file (no lora_config metadata)")
+        raise CheckpointError(f"{path} is not a nanoframe LoRA adapter file (no lora_config metadata)")
     try:
         config = json.loads(meta["lora_config"])
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: corrupt lora_config metadata: {e}") from None
-    return config, load_safetensors(path)
+        config = lora_config(**config)
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt lora_config metadata: {bounded(e, 150)}") from None
+    return config, load_safetensors(path), meta
 
 
 def load_adapter_tensors(model, tensors, where="adapter"):
@@ -158,7 +176,7 @@ def load_adapter_tensors(model, tensors, where="adapter"):
 
 def load_adapter(model, path):
     """Apply LoRA (config from the file) to `model` and load the adapter weights. Returns the config."""
-    config, tensors = read_adapter(path)
+    config, tensors, _ = read_adapter(path)
     apply_lora(model, **config)
     load_adapter_tensors(model, tensors, str(path))
     return config
@@ -176,9 +194,3 @@ def merge_lora(model):
     model.requires_grad_(True)
     model.train(model.training)
     return model
-
-
-def count_parameters(model):
-    """(trainable, total) scalar parameter counts, tied weights counted once."""
-    params = list(model.parameters())
-    return (sum(p.array.size for p in params if p.requires_grad), sum(p.array.size for p in params))

@@ -1,33 +1,30 @@
 """The training loop, shared by pretraining and fine-tuning.
 
     for step in range(start, max_iters):
-        evaluate every eval_interval steps (fixed val batches; keep the best weights)
+        evaluate every eval_interval steps (fixed val batches; keep the best weights in best/)
         lr from the warmup + cosine schedule
         grad_accum micro-batches: forward, loss / grad_accum, backward
-        clip the global grad norm, AdamW step, zero grads
+        global grad norm (clipped to grad_clip); a non-finite loss or norm stops before the update
+        AdamW step, zero grads
         log a metrics line; checkpoint every checkpoint_interval steps and at the end
 
-Resume is exact: a checkpoint taken before step s holds the weights, AdamW moments, the batch
-sampler's and the library's RNG states, so the losses from step s on equal an uninterrupted run's
-bit for bit.
+Everything on disk goes through the `Run` that owns the folder (training/run.py). Resume is exact:
+a checkpoint taken before step s holds the weights, AdamW moments, the batch sampler's and the
+library's RNG states, so the losses from step s on equal an uninterrupted run's bit for bit.
+Non-finite weights are never saved, so the last checkpoint is always a good one.
 """
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from nanoframe import random as nf_random
 from nanoframe.autograd import no_grad
-from nanoframe.errors import TrainingError
+from nanoframe.errors import CheckpointError, TrainingError
 from nanoframe.nn.utils import clip_grad_norm_
 from nanoframe.optim.lr_schedule import cosine_with_warmup
-from nanoframe.training.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
-
-
-
+from nanoframe.training.run import Run
 
 _PEAK = None
 
@@ -52,16 +49,19 @@ def sgemm_peak_flops():
 
 
 class Trainer:
-    """Train `model` on `data` (anything with get_batch / val_batches / state_dict) into `out_dir`.
+    """Train `model` on `data` (a nanoframe.data.BatchSource) into `run` (a Run, or a folder path).
 
-    `extra_state` is stored in every checkpoint's state.json (model config, tokenizer path...).
+    `extra_state` is stored in every checkpoint's state.json (the run's tokenizer and data hashes,
+    a LoRA config...). A folder that is not a run yet becomes one: config.json is written from the
+    model and training configs, and `tokenizer` (when given) is copied in so the run can be sampled.
     """
 
-    def __init__(self, model, data, config, out_dir, extra_state=None, show_progress=True,
-                 optimizer=None):
+    def __init__(self, model, data, config, run, extra_state=None, show_progress=True, optimizer=None,
+                 tokenizer=None):
         self.model, self.data, self.cfg = model, data, config
-        self.out_dir = Path(out_dir)
+        self.run = run if isinstance(run, Run) else Run(run)
         self.extra_state = dict(extra_state or {})
+        self.tokenizer = tokenizer
         self.show_progress = show_progress
         self.optimizer = optimizer or model.configure_optimizer(
             config.weight_decay, config.lr, (config.beta1, config.beta2))
@@ -69,8 +69,9 @@ class Trainer:
         self.step = 0
         self.best_val_loss = math.inf
         self.evals_since_best = 0
+        self.last_val_loss = None
+        self._owns_lock = False
         self.val = data.val_batches(config.eval_iters)
-        self.metrics_path = self.out_dir / "metrics.jsonl"
         self.tokens_per_step = config.batch_size * config.grad_accum * data.block_size
 
     # ---- schedule, eval, logging ----------------------------------------------------------------
@@ -88,12 +89,13 @@ class Trainer:
         return float(np.mean(losses))
 
     def log(self, record):
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        self.run.log_metrics(record)
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def state(self, val_loss=None):
+        model_config = getattr(self.model, "config", None)
         return {
+            **({"model_config": model_config.to_dict()} if model_config is not None else {}),
             **self.extra_state,
             "step": self.step,
             "train_config": self.cfg.to_dict(),
@@ -104,35 +106,40 @@ class Trainer:
             "data": self.data.state_dict(),
         }
 
+    def _check_weights_finite(self):
+        for p in self.params:
+            if not np.isfinite(p.array).all():
+                raise TrainingError(f"the weights became non-finite at step {self.step}; stopping without saving. "
+                                    f"The last good checkpoint is left intact in {self.run.root} (try a lower lr)")
+
     def save(self, val_loss=None):
-        folder = save_checkpoint(self.out_dir / "checkpoints" / f"step_{self.step:06d}",
-                                 self.model, self.optimizer, self.state(val_loss))
-        prune_checkpoints(self.out_dir, self.cfg.keep_checkpoints)
-        return folder
+        self._check_weights_finite()
+        return self.run.save_checkpoint(self.step, self.model, self.optimizer, self.state(val_loss),
+                                        self.cfg.keep_checkpoints)
 
     def resume(self, folder=None):
-        """Continue from a checkpoint folder (default: this run's latest)."""
-        if folder is None:
-            found = list_checkpoints(self.out_dir)
-            if not found:
-                raise FileNotFoundError(f"{self.out_dir} has no checkpoint to resume from")
-            folder = found[-1]
-        state = load_checkpoint(folder, self.model, self.optimizer)
-        self.step = state["step"]
-        self.best_val_loss = math.inf if state["best_val_loss"] is None else state["best_val_loss"]
-        self.evals_since_best = state.get("evals_since_best", 0)
-        nf_random.set_rng_state(state["rng"])
-        self.data.load_state_dict(state["data"])
-        self._truncate_metrics(self.step)
-        return state
+        """Continue from a checkpoint folder (default: the run's newest one that loads)."""
+        from nanoframe.training.checkpoint import load_checkpoint
 
-    def _truncate_metrics(self, step):
-        """Drop metric lines from steps the resumed run will redo (a killed run may have logged them)."""
-        if not self.metrics_path.is_file():
-            return
-        keep = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) < step]
-        self.metrics_path.write_text("".join(line + "\n" for line in keep))
+        self._acquire()
+        if folder is None:
+            folder, state = self.run.load_latest(self.model, self.optimizer)
+        else:
+            _, state = load_checkpoint(folder, self.model, self.optimizer)
+        for key in ("rng", "data"):
+            if not state.get(key):
+                raise CheckpointError(f"{folder}/state.json has no {key!r} state: it cannot be resumed exactly")
+        self.step = state["step"]
+        best = state.get("best_val_loss")
+        self.best_val_loss = math.inf if best is None else best
+        self.evals_since_best = state.get("evals_since_best", 0)
+        try:
+            nf_random.set_rng_state(state["rng"])
+        except (TypeError, KeyError, ValueError, OverflowError) as e:
+            raise CheckpointError(f"{folder}/state.json: field 'rng' is not a generator state ({type(e).__name__})") from None
+        self.data.load_state_dict(state["data"], where=f"{folder}/state.json")
+        self.run.truncate_metrics(self.step)
+        return state
 
     # ---- the loop -------------------------------------------------------------------------------
     def train_step(self):
@@ -146,13 +153,17 @@ class Trainer:
             if not math.isfinite(value):
                 raise TrainingError(
                     f"loss is {value} at step {self.step}; stopping. The last good checkpoint is "
-                    f"left intact in {self.out_dir / 'checkpoints'} (try a lower lr)")
+                    f"left intact in {self.run.root} (try a lower lr)")
             (loss / cfg.grad_accum if cfg.grad_accum > 1 else loss).backward()
             total += value
-        norm = clip_grad_norm_(self.params, cfg.grad_clip) if cfg.grad_clip > 0 else math.nan
+        norm = float(clip_grad_norm_(self.params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf))
+        if not math.isfinite(norm):
+            raise TrainingError(
+                f"the gradient norm is {norm} at step {self.step}; stopping before the update. The last good "
+                f"checkpoint is left intact in {self.run.root} (try a lower lr or grad_clip)")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total / cfg.grad_accum, float(norm)
+        return total / cfg.grad_accum, norm
 
     def maybe_evaluate(self):
         """Evaluate, log, keep the best weights; return True when early stopping says stop."""
@@ -160,21 +171,51 @@ class Trainer:
         self.log({"step": self.step, "val_loss": val_loss})
         if val_loss < self.best_val_loss:
             self.best_val_loss, self.evals_since_best = val_loss, 0
-            save_checkpoint(self.out_dir / "best", self.model, None, self.state(val_loss))
+            self._check_weights_finite()
+            self.run.save_best(self.model, self.state(val_loss))
         else:
             self.evals_since_best += 1
         self.last_val_loss = val_loss
         patience = self.cfg.early_stop_patience
         return patience > 0 and self.evals_since_best >= patience
 
+    def _acquire(self):
+        """Lock the run unless the caller (the CLI, finetune) already holds its lock."""
+        if not self.run.locked:
+            self.run.check_writable_target("run folder")
+            self.run.lock()
+            self._owns_lock = True
+
+    def _start_run(self):
+        """Make the folder a run if it is not one yet; a fresh start drops stale metrics."""
+        run = self.run
+        if not run.config_path.is_file():
+            tok_sha = run.install_tokenizer(self.tokenizer) if self.tokenizer is not None else None
+            model_config = getattr(self.model, "config", None)
+            data_dir = getattr(self.data, "dir", None)          # TokenData's folder
+            run.write_config({"kind": "pretrain", "model": model_config.to_dict() if model_config else None,
+                              "train": self.cfg.to_dict(), "tokenizer": {"file": "tokenizer.json", "sha256": tok_sha},
+                              "data": run.data_record(data_dir, "tokens") if data_dir is not None else None})
+            self.extra_state.setdefault("tokenizer_sha256", tok_sha)
+        if self.step == 0:
+            run.truncate_metrics(0)      # a fresh start: stale lines of an interrupted attempt go
+
     def train(self):
         """Run to max_iters (or early stop / max_time); returns a summary dict."""
+        self._acquire()
+        try:
+            self._start_run()
+            return self._loop()
+        finally:
+            if self._owns_lock:
+                self.run.unlock()
+                self._owns_lock = False
+
+    def _loop(self):
         cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.model.train()
         flops_per_token = self.model.estimate_flops_per_token()
         peak = sgemm_peak_flops()
-        self.last_val_loss = None
         start_step, t_start = self.step, time.perf_counter()
         stopped = "max_iters"
         bar = tqdm(total=cfg.max_iters, initial=self.step, desc="train", unit="step",

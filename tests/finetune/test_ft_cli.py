@@ -8,7 +8,11 @@ import pytest
 
 from nanoframe.cli import main
 from nanoframe.io import load_safetensors
-from nanoframe.training.finetune import load_run
+from nanoframe.training.run import load_for_inference as _load
+
+
+def load_run(path):
+    return _load(path)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from run_helpers import SHAKESPEAREISH, TINY  # noqa: E402
@@ -85,8 +89,10 @@ def test_finetune_full_and_lora_then_sample_info_and_merge(base, capsys):
     step = sorted((base / "base" / "checkpoints").iterdir())[-1]
     assert run("finetune", "--from", step, "--data", base / "c.txt", "--out", base / "frozen",
                "--freeze-embeddings", "--freeze-layers", 1, *FT) == 0
-    state = json.loads((base / "frozen" / "best" / "state.json").read_text())
-    assert "transformer.wte.weight" in state["frozen"] and "transformer.h.0.attn.c_attn.weight" in state["frozen"]
+    config = json.loads((base / "frozen" / "config.json").read_text())
+    frozen = config["finetune"]["frozen"]
+    assert config["finetune"]["mode"] == "frozen"
+    assert "transformer.wte.weight" in frozen and "transformer.h.0.attn.c_attn.weight" in frozen
 
 
 def test_finetune_from_hf_folder(tmp_path, capsys):
@@ -102,7 +108,7 @@ def test_finetune_from_hf_folder(tmp_path, capsys):
                "--eval_iters", 1, "--batch_size", 2, "--no-progress", "--no-sample") == 0
     state = json.loads((out / "best" / "state.json").read_text())
     assert state["base"]["kind"] == "hf" and state["model_config"]["block_size"] == 16
-    assert Path(state["tokenizer"]).is_file()
+    assert (out / "tokenizer.json").is_file() and state["tokenizer_sha256"]
     capsys.readouterr()
     assert run("sample", out, "--prompt", "Say yes:", "--max-new-tokens", 2, "--seed", 0) == 0
     assert capsys.readouterr().out.startswith("Say yes:")

@@ -10,7 +10,7 @@ from nanoframe.data import DataError
 from nanoframe.models import GPT, GPTConfig
 from nanoframe.random import manual_seed
 from nanoframe.tokenizer import BPETokenizer, CharTokenizer
-from nanoframe.training.finetune import (
+from nanoframe.data.instructions import (
     IGNORE_INDEX,
     InstructionData,
     encode_record,
@@ -76,7 +76,7 @@ def test_packing_split_batches_and_state_are_deterministic(tmp_path):
     path = _write(tmp_path, rows)
     a = InstructionData.from_jsonl(path, _tok(), block_size=16, batch_size=3, seed=5)
     b = InstructionData.from_jsonl(path, _tok(), block_size=16, batch_size=3, seed=5)
-    assert a.n_val == 4 and a.n_train == 36
+    assert a.info["val_examples"] == 4 and a.info["train_examples"] == 36
     assert len(a.x_train) < 36  # several short examples share a row
     assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_val, b.y_val)
     assert a.block_size == 16 and a.x_train.shape[1] == 16 and a.x_train.dtype == np.int64

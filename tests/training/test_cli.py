@@ -66,7 +66,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, corpus, capsys):
     out = tmp_path / "r"
     assert "no such file or folder" in _error(capsys, "train", "--data", tmp_path / "missing.txt", "--out", out, *TINY)
     assert "corpus is empty" in _error(capsys, "train", "--data", empty, "--out", out, *TINY)
-    assert "too small" in _error(capsys, "tokenizer", "train", "--data", corpus, "--vocab-size", 100,
+    assert "--vocab-size: must be >= 257" in _error(capsys, "tokenizer", "train", "--data", corpus, "--vocab-size", 100,
                                  "--out", tmp_path / "t.json", "--no-progress")
     assert "unknown option --n_layers" in _error(capsys, "train", "--data", corpus, "--n_layers", 2, "--out", out)
     assert "expected int" in _error(capsys, "train", "--data", corpus, "--n_layer", "two", "--out", out)
@@ -84,7 +84,7 @@ def test_existing_run_needs_resume_and_resume_refuses_another_config(tmp_path, c
     assert run(*args) == 0
     assert "already holds a run" in _error(capsys, *args)
     assert "another model config" in _error(capsys, "train", "--out", out, "--resume", *TINY, "--n_layer", 3)
-    assert "holds no checkpoint" in _error(capsys, "train", "--out", tmp_path / "new", "--resume", *TINY)
+    assert "is not a nanoframe run" in _error(capsys, "train", "--out", tmp_path / "new", "--resume", *TINY)
 
 
 def test_module_entry_point_help():

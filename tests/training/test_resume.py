@@ -11,7 +11,8 @@ from nanoframe import data as D
 from nanoframe.cli import main
 from nanoframe.models import GPT, GPTConfig
 from nanoframe.random import manual_seed
-from nanoframe.training.checkpoint import list_checkpoints, read_state
+from nanoframe.training.checkpoint import read_state
+from nanoframe.training.run import Run
 from nanoframe.training.config import TrainConfig
 from nanoframe.training.trainer import Trainer, TrainingError
 
@@ -34,8 +35,7 @@ def _setup(tmp_path, corpus, name, **over):
     manual_seed(cfg.seed)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.1))
     data = D.TokenData(data_dir, 16, cfg.batch_size, seed=cfg.seed)
-    return Trainer(model, data, cfg, tmp_path / name, show_progress=False,
-                   extra_state={"model_config": model.config.to_dict(), "tokenizer": ""})
+    return Trainer(model, data, cfg, tmp_path / name, show_progress=False, tokenizer=tok)
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, corpus):
@@ -62,11 +62,11 @@ def test_resume_after_kill_9_equals_uninterrupted(tmp_path, corpus):
     proc = subprocess.Popen([sys.executable, "-m", "nanoframe", *args, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list_checkpoints(out) and time.time() < deadline and proc.poll() is None:
+    while not Run(out).list_checkpoints() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert list_checkpoints(out), "the run wrote no checkpoint before it was killed"
+    assert Run(out).list_checkpoints(), "the run wrote no checkpoint before it was killed"
     assert main(["train", "--out", str(out), "--resume", "--no-progress", "--no-sample"]) == 0
     assert _losses(out) == ref
 
@@ -84,5 +84,5 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoint(tmp_path, co
     trainer.model.forward = poisoned
     with pytest.raises(TrainingError, match="at step 5"):
         trainer.train()
-    last = list_checkpoints(tmp_path / "nan")[-1]
+    last = Run(tmp_path / "nan").list_checkpoints()[-1]
     assert last.name == "step_000004" and read_state(last)["step"] == 4

@@ -1,0 +1,42 @@
+"""The one interface every batch source of the trainer implements (token files, instructions).
+
+The trainer draws training batches with `get_batch`, evaluates on the fixed `val_batches`, and
+stores `state_dict()` (the sampler's RNG) in every checkpoint so a resumed run draws the same
+batches. Subclasses set `block_size`, `batch_size` and `rng` (a numpy Generator) and define
+`get_batch`, `val_batches` and `describe`.
+"""
+import numpy as np
+
+from nanoframe.errors import CheckpointError
+
+
+class BatchSource:
+    """Base class: (x, y) int64 batches of shape (batch_size, block_size)."""
+
+    block_size: int
+    batch_size: int
+    rng: np.random.Generator
+
+    def get_batch(self, split="train"):
+        """A random (x, y) batch from `split`."""
+        raise NotImplementedError  # abstract: TokenData and InstructionData define it
+
+    def val_batches(self, max_batches=None, split="val"):
+        """The fixed list of (x, y) evaluation batches (the same at every eval)."""
+        raise NotImplementedError  # abstract: TokenData and InstructionData define it
+
+    def describe(self):
+        """One line saying what the data is, for the log."""
+        raise NotImplementedError  # abstract: TokenData and InstructionData define it
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state, where="checkpoint"):
+        """Restore the sampler; a malformed state (from a damaged state.json) raises CheckpointError."""
+        try:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng"]
+        except (TypeError, KeyError, ValueError, OverflowError) as e:
+            raise CheckpointError(f"{where}: field 'data' is not a batch sampler state ({type(e).__name__})") from None
+        self.rng.bit_generator.state = state["rng"]

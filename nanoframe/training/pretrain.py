@@ -1,0 +1,142 @@
+"""Pretraining a GPT into a run folder: the driver behind `nanoframe train`.
+
+    corpus (files, folders, or the offline stdlib) -> tokenizer (trained, or a file)
+      -> RUN/data/ token files (or a shared --data-dir) -> GPT(preset + overrides) -> Trainer
+
+`pretrain(out, ...)` starts a run; `pretrain(out, resume=True)` continues one from its newest
+good checkpoint, bit-identically, wherever the run folder has been moved.
+"""
+import sys
+from pathlib import Path
+
+from nanoframe import data as D
+from nanoframe.errors import CheckpointError, ConfigError, DataError
+from nanoframe.models import GPT, GPTConfig
+from nanoframe.random import manual_seed
+from nanoframe.training.config import PRESETS, TrainConfig
+from nanoframe.training.run import Run, migrate_legacy
+from nanoframe.training.trainer import Trainer
+
+
+def _log(msg):
+    print(msg, file=sys.stderr)
+
+
+def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vocab_size=2048, preset=None,
+             model_overrides=None, train_overrides=None, resume=False, show_progress=True, log=_log):
+    """Pretrain (or with resume=True continue) the run in folder `out`; returns a summary dict with
+    the trained "model" and its "tokenizer".
+
+    data: text files/folders (default: the Python standard library, offline). data_dir: a folder
+    written by `nanoframe prepare` instead. tokenizer: "bpe", "char" or a tokenizer file (default:
+    bpe for the stdlib, char for files). model_overrides / train_overrides: GPTConfig / TrainConfig
+    fields over the preset ("default" for the stdlib, "tiny" for files). On resume only training
+    fields may change, and data_dir may point to where a shared data folder has moved.
+    """
+    run = Run(out)
+    model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
+    if resume:
+        return _resume(run, data_dir, model_overrides, train_overrides, show_progress, log)
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; presets are {sorted(PRESETS)}")
+    preset = PRESETS[preset or ("default" if not data and not data_dir else "tiny")]
+    run.check_writable_target()
+    with run:
+        if run.list_checkpoints():
+            raise CheckpointError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
+        run.reset()
+        if data_dir is None:
+            data_dir = run.own_data_dir
+            train, val, source = _corpus(data, glob)
+            tok = _tokenizer(tokenizer, train + val if tokenizer == "char" or (tokenizer is None and data) else train,
+                             data, vocab_size, show_progress, log)
+            D.prepare(train, val, tok, data_dir, source, show_progress=show_progress)
+        elif data or tokenizer is not None:
+            raise ConfigError("a prepared data folder carries its tokenizer: give --data-dir alone, "
+                              "without --data or --tokenizer")
+        meta = D.load_meta(data_dir)
+        tok_sha = run.install_tokenizer(D.tokens.tokenizer_path(data_dir, meta))
+        tok = run.load_tokenizer()
+        if meta.get("tokenizer_sha256") not in (None, tok_sha):
+            raise DataError(f"{data_dir}: its tokenizer file is not the one meta.json was written with; prepare it again")
+        model_cfg = GPTConfig.from_dict({**preset["model"], "vocab_size": meta["vocab_size"], **model_overrides})
+        train_cfg = TrainConfig.from_dict({**preset["train"], **train_overrides})
+        config = run.write_config({"kind": "pretrain", "model": model_cfg.to_dict(), "train": train_cfg.to_dict(),
+                                   "tokenizer": {"file": "tokenizer.json", "sha256": tok_sha},
+                                   "data": run.data_record(data_dir, "tokens", meta.get("source", ""))})
+        return _train(run, config, data_dir, tok, None, show_progress, log)
+
+
+def _resume(run, data_dir, model_overrides, train_overrides, show_progress, log):
+    if not run.exists():
+        raise CheckpointError(f"--resume: {run.root} is not a nanoframe run")
+    with run:
+        config = run.read_config()
+        if config["kind"] != "pretrain":
+            raise CheckpointError(f"{run.root} is a {config['kind']} run: continue it with "
+                                  f"`nanoframe finetune --out {run.root} --resume`")
+        if not run.list_checkpoints():
+            raise CheckpointError(f"--resume: {run.root} has no checkpoint yet (it was interrupted before the first); "
+                                  "run the same command without --resume to start over")
+        if config.get("legacy"):
+            config = migrate_legacy(run, config)
+        changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)
+        if changed:
+            raise ConfigError(f"the run in {run.root} has another model config; cannot change {changed} on resume")
+        train_cfg = TrainConfig.from_dict({**config["train"], **train_overrides})
+        moved = data_dir is not None
+        data_dir = run.data_dir(config, data_dir)
+        run.check_data(config, data_dir)
+        if moved:                        # a shared data folder given at its new place: remember it
+            config["data"] = run.data_record(data_dir, "tokens", config["data"].get("source", ""))
+        config["train"] = train_cfg.to_dict()
+        run.write_config(config)
+        tok = run.load_tokenizer(config["tokenizer"]["sha256"])
+        return _train(run, config, data_dir, tok, "resume", show_progress, log)
+
+
+def _train(run, config, data_dir, tok, resume, show_progress, log):
+    model_cfg, train_cfg = GPTConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])
+    if tok.vocab_size > model_cfg.vocab_size:
+        raise ConfigError(f"the tokenizer has {tok.vocab_size} tokens but vocab_size is {model_cfg.vocab_size}")
+    manual_seed(train_cfg.seed)
+    model = GPT(model_cfg)
+    data = D.TokenData(data_dir, model_cfg.block_size, train_cfg.batch_size, seed=train_cfg.seed)
+    extra = {"tokenizer_sha256": config["tokenizer"]["sha256"], "data_meta_sha256": config["data"].get("meta_sha256")}
+    trainer = Trainer(model, data, train_cfg, run, extra_state=extra, show_progress=show_progress)
+    if resume:
+        state = trainer.resume()
+        _check_hashes(state, extra, run)
+        log(f"resuming {run.root} from step {state['step']}")
+    log(f"model: {model.num_parameters(non_embedding=False):,} parameters "
+        f"({model.num_parameters(non_embedding=True):,} non-embedding); {model_cfg}")
+    log(f"data: {data.describe()}")
+    summary = trainer.train()
+    return {**summary, "model": model, "tokenizer": tok, "run": str(run.root)}
+
+
+def _check_hashes(state, current, run):
+    """A checkpoint records the tokenizer and data it was trained on; refuse to continue on others."""
+    for key, what in (("tokenizer_sha256", "tokenizer"), ("data_meta_sha256", "data folder (meta.json)")):
+        if state.get(key) and current.get(key) and state[key] != current[key]:
+            raise CheckpointError(f"the checkpoint in {run.root} was trained with another {what} than the run now "
+                                  "has; restore the original or start a new run")
+
+
+def _corpus(data, glob):
+    """(train_docs, val_docs, source) for data paths, or the stdlib corpus when none are given."""
+    if data:
+        docs = list(D.documents(D.find_files(data, glob)))
+        train, val = D.split_documents(docs)
+        return train, val, "files: " + ", ".join(str(p) for p in data)
+    return D.stdlib_corpus()
+
+
+def _tokenizer(spec, docs, data, vocab_size, show_progress, log):
+    """A tokenizer from a file path, or trained now ("bpe" / "char") on the given docs."""
+    kind = spec or ("char" if data else "bpe")
+    if kind not in ("bpe", "char"):
+        return D.load_tokenizer(kind)
+    log(f"training a {kind} tokenizer" + (f" (vocab {vocab_size})" if kind == "bpe" else ""))
+    return D.train_tokenizer(kind, docs, vocab_size, show_progress=show_progress)
+

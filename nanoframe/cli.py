@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoframe.errors import NanoframeError
+from nanoframe.errors import NanoframeError, bounded
 
 DEFAULT_RUN = "runs/default"
 
@@ -403,11 +403,15 @@ def main(argv=None):
     except BrokenPipeError:                     # `nanoframe sample ... | head -1`: the reader is gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except MemoryError:
+        print("nanoframe: error: out of memory: the model, batch or data is too large for this machine",
+              file=sys.stderr)
+        return 2
     except (NanoframeError, OSError) as e:
         if os.environ.get("NANOFRAME_DEBUG"):
             raise
         msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}"
-        print(f"nanoframe: error: {msg}", file=sys.stderr)
+        print(f"nanoframe: error: {bounded(msg.splitlines()[0] if msg else type(e).__name__, 1000)}", file=sys.stderr)
         return 2
     finally:
         warnings.formatwarning = format_before

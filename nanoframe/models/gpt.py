@@ -22,9 +22,14 @@ import nanoframe.functional as F
 from nanoframe import nn
 from nanoframe.autograd import no_grad
 from nanoframe.errors import ConfigError, bounded
-from nanoframe.schema import check
+from nanoframe.schema import MAX_VOCAB, check
 from nanoframe.random import default_generator
 from nanoframe.tensor import Tensor
+
+
+# Upper bounds far above any model a CPU trains, so that a config read from a file can never ask
+# for an allocation (or a loop) without end.
+_SIZE_LIMITS = {"vocab_size": MAX_VOCAB, "block_size": 1 << 20, "n_layer": 4096, "n_head": 4096, "n_embd": 1 << 16}
 
 
 @dataclass
@@ -40,10 +45,12 @@ class GPTConfig:
     bias: bool = True        # biases in Linear and LayerNorm layers (True like GPT-2; False is a bit faster/better)
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        for name, high in _SIZE_LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ConfigError(f"GPTConfig.{name} must be a positive int, got {bounded(repr(value), 80)}")
+            if value > high:
+                raise ConfigError(f"GPTConfig.{name} must be <= {high:,}, got {value:,}")
             setattr(self, name, int(value))
         if self.n_embd % self.n_head != 0:
             raise ConfigError(f"GPTConfig.n_embd ({self.n_embd}) must be divisible by GPTConfig.n_head ({self.n_head})")

@@ -124,8 +124,11 @@ def read_state(folder):
     for key in ("best_val_loss", "val_loss"):
         field(state, key, where, float, optional=True, none_ok=True, error=err)
     field(state, "evals_since_best", where, int, optional=True, default=0, low=0, error=err)
-    for key in ("rng", "data"):
-        field(state, key, where, dict, optional=True, none_ok=True, error=err)
+    rng = field(state, "rng", where, dict, optional=True, none_ok=True, error=err)
+    data = field(state, "data", where, dict, optional=True, none_ok=True, error=err)
+    for key, value in (("rng", rng), ("data", (data or {}).get("rng") if data is not None else None)):
+        if value is not None or (key == "data" and data is not None):
+            _check_generator_state(value, f"{where}: field {key!r}")
     for key in ("tokenizer_sha256", "data_meta_sha256", "tokenizer"):
         field(state, key, where, str, optional=True, none_ok=True, error=err)
     field(state, "world_size", where, int, optional=True, low=1, error=err)
@@ -138,6 +141,14 @@ def read_state(folder):
         except (TypeError, ValueError) as e:
             raise err(f"{where}: field 'lora': {bounded(e)}") from None
     return state
+
+
+def _check_generator_state(value, where):
+    """A numpy PCG64 state dict (what get_rng_state / a sampler's state_dict store), or raise."""
+    try:
+        np.random.default_rng().bit_generator.state = value
+    except (TypeError, KeyError, ValueError, OverflowError):
+        raise CheckpointError(f"{where} is not a random generator state") from None
 
 
 def expected_shapes(state):

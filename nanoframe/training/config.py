@@ -35,8 +35,10 @@ class TrainConfig:
                     "log_interval", "checkpoint_interval", "keep_checkpoints")
         for name in positive:
             check(getattr(self, name), name, int, low=1)
+        for name in ("batch_size", "grad_accum", "eval_iters"):      # no allocation without end
+            check(getattr(self, name), name, int, high=1 << 20)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "max_time", "warmup_iters",
-                     "lr_decay_iters", "early_stop_patience"):
+                     "lr_decay_iters", "early_stop_patience", "seed"):
             check(getattr(self, name), name, type(getattr(self, name)), low=0)
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:

@@ -253,18 +253,19 @@ def _resume(run, model_overrides, train_overrides, show_progress, log):
     changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)
     if changed:
         raise ConfigError(f"the run in {run.root} has another model config; cannot change {changed} on resume")
+    run.check_model_config(config)
     train_cfg = TrainConfig.from_dict({**config["train"], **(train_overrides or {})})
     config["train"] = train_cfg.to_dict()
     run.write_config(config)
-    tok = run.load_tokenizer(config["tokenizer"]["sha256"])
+    tok = run.load_tokenizer(config["tokenizer"].get("sha256"))
     ft = config["finetune"]
     manual_seed(train_cfg.seed)
     model = GPT(GPTConfig.from_dict(config["model"]))
     if ft.get("lora"):
         apply_lora(model, **ft["lora"])
     elif ft.get("frozen"):
-        freeze(model, [fnmatch.escape(n) for n in ft["frozen"]])
-    data_dir = run.data_dir(config)
+        freeze(model, ft["frozen"])           # parameter names hold no fnmatch wildcards
+    data_dir = run.data_dir(config)           # before anything else reads config["data"]
     block, batch = model.config.block_size, train_cfg.batch_size
     if config["data"]["kind"] == "instructions":
         data_obj = D.InstructionData.load(data_dir, batch, train_cfg.seed, model.config.vocab_size)
@@ -281,7 +282,7 @@ def _resume(run, model_overrides, train_overrides, show_progress, log):
 
 def _extra_state(config):
     ft = config["finetune"]
-    return {"tokenizer_sha256": config["tokenizer"]["sha256"], "data_meta_sha256": config["data"].get("meta_sha256"),
+    return {"tokenizer_sha256": config["tokenizer"].get("sha256"), "data_meta_sha256": (config.get("data") or {}).get("meta_sha256"),
             "lora": ft.get("lora"), "base": ft["base"], "finetune": ft["mode"]}
 
 

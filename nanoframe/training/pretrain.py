@@ -83,15 +83,16 @@ def _resume(run, data_dir, model_overrides, train_overrides, show_progress, log)
         changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)
         if changed:
             raise ConfigError(f"the run in {run.root} has another model config; cannot change {changed} on resume")
+        run.check_model_config(config)
         train_cfg = TrainConfig.from_dict({**config["train"], **train_overrides})
         moved = data_dir is not None
         data_dir = run.data_dir(config, data_dir)
         run.check_data(config, data_dir)
         if moved:                        # a shared data folder given at its new place: remember it
-            config["data"] = run.data_record(data_dir, "tokens", config["data"].get("source", ""))
+            config["data"] = run.data_record(data_dir, "tokens", (config.get("data") or {}).get("source", ""))
         config["train"] = train_cfg.to_dict()
         run.write_config(config)
-        tok = run.load_tokenizer(config["tokenizer"]["sha256"])
+        tok = run.load_tokenizer(config["tokenizer"].get("sha256"))
         return _train(run, config, data_dir, tok, "resume", show_progress, log)
 
 
@@ -102,7 +103,7 @@ def _train(run, config, data_dir, tok, resume, show_progress, log):
     manual_seed(train_cfg.seed)
     model = GPT(model_cfg)
     data = D.TokenData(data_dir, model_cfg.block_size, train_cfg.batch_size, seed=train_cfg.seed)
-    extra = {"tokenizer_sha256": config["tokenizer"]["sha256"], "data_meta_sha256": config["data"].get("meta_sha256")}
+    extra = {"tokenizer_sha256": config["tokenizer"].get("sha256"), "data_meta_sha256": (config.get("data") or {}).get("meta_sha256")}
     trainer = Trainer(model, data, train_cfg, run, extra_state=extra, show_progress=show_progress)
     if resume:
         state = trainer.resume()

@@ -228,9 +228,12 @@ class Run:
     def data_dir(self, config, override=None):
         """The data folder of a run: its own data/, or the shared folder it was started on (stored
         relative to the run, with the absolute path as a fallback); `override` when moved."""
-        data = config["data"]
+        data = config.get("data")
         if override is not None:
             return Path(override)
+        if data is None:
+            raise CheckpointError(f"{self.config_path} records no data folder: the run cannot be resumed "
+                                  "from the command line (pass --data-dir)")
         candidates = [self.root / data["dir"]] + ([Path(data["dir_absolute"])] if data.get("dir_absolute") else [])
         for c in candidates:
             if c.is_dir():
@@ -267,7 +270,7 @@ class Run:
         if tok_sha and meta.get("tokenizer_sha256") not in (None, tok_sha):
             raise DataError(f"{meta_path}: the data was prepared with another tokenizer than the run's "
                             f"({self.tokenizer_path}); it would train on garbage. Re-prepare it or start a new run")
-        recorded = config["data"].get("meta_sha256")
+        recorded = (config.get("data") or {}).get("meta_sha256")
         if recorded and file_sha256(meta_path) != recorded:
             raise DataError(f"{meta_path} changed since this run started (the folder was re-prepared); "
                             "resuming would train on other tokens. Restore it or start a new run")
@@ -346,6 +349,23 @@ class Run:
             return folder, state
         raise CheckpointError(f"no checkpoint of {self.root} can be loaded (the newest, {found[-1]}, and every "
                               "earlier one are damaged)")
+
+    def check_model_config(self, config):
+        """Before a model is allocated from config.json to resume: the newest checkpoint whose
+        state.json and weight shapes are sound must have been trained with the same model (and LoRA)
+        config, so nothing is allocated from a config.json that a file does not back."""
+        lora = (config.get("finetune") or {}).get("lora")
+        for folder in reversed(self.list_checkpoints()):
+            try:
+                state = ckpt.read_state(folder)
+                ckpt.check_fit(folder, state)
+            except CheckpointError:
+                continue                   # load_latest reports it (and falls back) when it gets there
+            if state["model_config"] != config["model"] or (state.get("lora") or None) != (lora or None):
+                raise CheckpointError(f"{self.config_path}: the model config differs from the one {folder} was "
+                                      "trained with; restore config.json")
+            return
+        raise CheckpointError(f"no checkpoint of {self.root} can be loaded (every one is damaged)")
 
     def weights_folder(self):
         """The checkpoint to sample or fine-tune from: best/ (or best.old mid-swap), else the newest step."""
@@ -436,8 +456,9 @@ def _validate_config(config, where):
         field(config, "format", where, str, choices={FORMAT}, error=err)
         field(config, "version", where, int, choices={VERSION}, error=err)
     field(config, "kind", where, str, choices=set(KINDS), error=err)
+    trains = config.get("kind") in ("pretrain", "finetune")      # a merge has no training config
     for key, cls in (("model", GPTConfig), ("train", TrainConfig)):
-        d = field(config, key, where, dict, optional=key == "train", none_ok=True, error=err)
+        d = field(config, key, where, dict, optional=key == "train" and not trains, error=err)
         if d is not None:
             try:
                 cls.from_dict(d)

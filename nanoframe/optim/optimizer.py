@@ -77,6 +77,9 @@ class Optimizer:
         if params and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params):
             group["param_names"] = [name for name, _ in params]  # from model.named_parameters()
             params = [p for _, p in params]
+        if self.param_groups and ("param_names" in group) != ("param_names" in self.param_groups[0]):
+            raise ValueError("all optimizer param groups should be with/without names. cannot add param group "
+                             f"{'with' if 'param_names' in group else 'without'} names to the optimizer")
         ids = set()
         for p in params:
             if not isinstance(p, Tensor):

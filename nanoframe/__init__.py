@@ -57,5 +57,6 @@ from nanoframe.ops.shape import (
 )
 
 from nanoframe import functional, nn, optim  # noqa: E402  (after Tensor: they build on it)
+from nanoframe import onnx, serialization, utils  # noqa: E402  torch.onnx, torch.serialization, torch.utils.data
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Checkpoint I/O: safetensors files, nested checkpoints and atomic writes.
+"""Checkpoint I/O: safetensors files, `save`/`load` (torch.save / torch.load without pickle) and
+atomic writes.
 
 Public API
 ----------
@@ -9,9 +10,10 @@ Public API
     Read the tensors of a safetensors file (written by anyone).
 ``load_safetensors_metadata(path) -> dict[str, str]``
     Read only the ``__metadata__`` of a safetensors file ({} if absent).
-``save(obj, path)`` / ``load(path)``
-    Save / restore a nested structure of dicts, lists, tuples, arrays and
-    JSON scalars as ONE safetensors file (see ``save`` for the layout).
+``save(obj, f)`` / ``load(f, map_location=None, *, weights_only=None, mmap=None)``
+    torch.save / torch.load as PyTorch code calls them (a path or a binary file object): Tensors,
+    arrays, containers, whole nn.Modules... as ONE safetensors file whose __metadata__ holds the
+    object's skeleton (nanoframe/serialization.py). Pickle files are refused, never executed.
 ``atomic_open(path, mode="wb")``, ``atomic_write_bytes``, ``atomic_write_text``
     Crash-safe writes: temp file in the same directory, fsync, ``os.replace``.
 
@@ -22,7 +24,8 @@ File format (https://github.com/huggingface/safetensors)::
 The header maps each tensor name to ``{"dtype", "shape", "data_offsets"}``,
 offsets being relative to the start of the data region, plus an optional
 ``"__metadata__": {str: str}``. Loading only parses JSON and copies bytes: no
-code is ever executed, and every inconsistency raises ``ValueError``.
+code is ever executed, and every inconsistency raises ``CheckpointError`` (a
+``ValueError``) naming the file.
 
 Dtypes: F64 F32 F16 BF16 C64 I64 I32 I16 I8 U64 U32 U16 U8 BOOL.
 F16 loads as ``float16``; BF16 loads as ``float32`` (exact: a bfloat16 is the
@@ -32,14 +35,18 @@ Arrays are always returned in native byte order and own writable memory.
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import struct
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from nanoframe.errors import CheckpointError, bounded
 
 __all__ = [
     "atomic_open",
@@ -72,6 +79,11 @@ _DTYPES = {
 }
 # numpy dtype (native order) -> code, for writing. BF16 is read-only.
 _CODES = {dt.newbyteorder("="): code for code, dt in _DTYPES.items() if code != "BF16"}
+
+
+def dtype_code(dtype):
+    """The safetensors code that stores arrays of `dtype` ("F32"...), or None if none can."""
+    return _CODES.get(np.dtype(dtype).newbyteorder("="))
 
 # Same limit as the reference implementation: a header above 100 MB is
 # rejected before anything is allocated for it.
@@ -183,6 +195,13 @@ def save_safetensors(tensors, path, metadata=None):
     name), so every tensor is aligned to its itemsize. The write is atomic.
     Raises ``TypeError`` for non-str names/metadata or unsupported dtypes.
     """
+    layout = _layout(tensors, metadata)
+    with atomic_open(path, "wb") as f:
+        _write_layout(f, *layout)
+
+
+def _layout(tensors, metadata):
+    """(header bytes, [(code, array)] in file order) of a safetensors file, everything checked."""
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
@@ -196,7 +215,7 @@ def save_safetensors(tensors, path, metadata=None):
         if name == _METADATA_KEY:
             raise ValueError(f"{_METADATA_KEY!r} is reserved and cannot be a tensor name")
         array = _as_array(value)
-        code = _CODES.get(array.dtype.newbyteorder("="))
+        code = dtype_code(array.dtype)
         if code is None:
             raise TypeError(f"tensor {name!r}: unsupported dtype {array.dtype}")
         arrays[name] = (code, array)
@@ -214,13 +233,14 @@ def save_safetensors(tensors, path, metadata=None):
 
     header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)
-    with atomic_open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(header_bytes)))
-        f.write(header_bytes)
-        for name in order:
-            code, array = arrays[name]
-            little = array.astype(_DTYPES[code], order="C", copy=False)
-            _write_array(f, little)
+    return header_bytes, [arrays[name] for name in order]
+
+
+def _write_layout(f, header_bytes, arrays):
+    f.write(struct.pack("<Q", len(header_bytes)))
+    f.write(header_bytes)
+    for code, array in arrays:
+        _write_array(f, array.astype(_DTYPES[code], order="C", copy=False))
 
 
 # --------------------------------------------------------------------------
@@ -250,29 +270,30 @@ def _read_header(f, where):
     ``(name, code, shape, begin, end)`` sorted by offset, covering the data
     region exactly. ``where`` names the file in error messages.
     """
-    file_size = os.fstat(f.fileno()).st_size
+    file_size = f.seek(0, os.SEEK_END)
+    f.seek(0)
     if file_size < 8:
-        raise ValueError(f"{where}: file is {file_size} bytes, too short for a safetensors header")
+        raise CheckpointError(f"{where}: file is {file_size} bytes, too short for a safetensors header")
     (n,) = struct.unpack("<Q", f.read(8))
     if n > MAX_HEADER_SIZE:
-        raise ValueError(f"{where}: header length {n} exceeds the {MAX_HEADER_SIZE}-byte limit")
+        raise CheckpointError(f"{where}: header length {n} exceeds the {MAX_HEADER_SIZE}-byte limit")
     if 8 + n > file_size:
-        raise ValueError(f"{where}: header length {n} is larger than the file ({file_size} bytes)")
+        raise CheckpointError(f"{where}: header length {n} is larger than the file ({file_size} bytes)")
     raw = f.read(n)
     if len(raw) != n:
-        raise ValueError(f"{where}: file truncated while reading the header")
+        raise CheckpointError(f"{where}: file truncated while reading the header")
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
-        raise ValueError(f"{where}: header is not valid UTF-8 JSON: {e}") from None
+        raise CheckpointError(f"{where}: header is not valid UTF-8 JSON: {bounded(e, 120)}") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{where}: header must be a JSON object, got {type(header).__name__}")
+        raise CheckpointError(f"{where}: header must be a JSON object, got {type(header).__name__}")
 
     metadata = header.pop(_METADATA_KEY, None)
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError(f"{where}: {_METADATA_KEY} must be an object mapping str to str")
+        raise CheckpointError(f"{where}: {_METADATA_KEY} must be an object mapping str to str")
 
     data_size = file_size - 8 - n
     entries = []
@@ -284,12 +305,12 @@ def _read_header(f, where):
     position = 0
     for name, _, _, begin, end in entries:
         if begin < position:
-            raise ValueError(f"{where}: tensor {name!r} overlaps the previous tensor ({begin} < {position})")
+            raise CheckpointError(f"{where}: tensor {name!r} overlaps the previous tensor ({begin} < {position})")
         if begin > position:
-            raise ValueError(f"{where}: hole in the data region before tensor {name!r} ({position}..{begin})")
+            raise CheckpointError(f"{where}: hole in the data region before tensor {name!r} ({position}..{begin})")
         position = end
     if position != data_size:
-        raise ValueError(
+        raise CheckpointError(
             f"{where}: tensors cover {position} bytes but the data region is {data_size} bytes"
         )
     return entries, metadata, 8 + n
@@ -297,32 +318,32 @@ def _read_header(f, where):
 
 def _parse_entry(name, info, data_size, where):
     """Validate one header entry; return ``(name, code, shape, begin, end)``."""
-    what = f"{where}: tensor {name!r}"
+    what = f"{where}: tensor {bounded(repr(name), 80)}"
     if not isinstance(info, dict):
-        raise ValueError(f"{what}: entry must be an object")
+        raise CheckpointError(f"{what}: entry must be an object")
     missing = {"dtype", "shape", "data_offsets"} - info.keys()
     if missing:
-        raise ValueError(f"{what}: entry is missing {sorted(missing)}")
+        raise CheckpointError(f"{what}: entry is missing {sorted(missing)}")
     code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
     if not isinstance(code, str) or code not in _DTYPES:
-        raise ValueError(f"{what}: unknown dtype {code!r}")
+        raise CheckpointError(f"{what}: unknown dtype {bounded(repr(code), 40)}")
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        raise ValueError(f"{what}: shape must be a list of non-negative ints, got {shape!r}")
+        raise CheckpointError(f"{what}: shape must be a list of non-negative ints, got {bounded(repr(shape), 80)}")
     if not (
         isinstance(offsets, list)
         and len(offsets) == 2
         and all(_is_int(o) for o in offsets)
         and 0 <= offsets[0] <= offsets[1]
     ):
-        raise ValueError(f"{what}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}")
+        raise CheckpointError(f"{what}: data_offsets must be [begin, end] with 0 <= begin <= end, got {bounded(repr(offsets), 80)}")
     if math.prod(max(d, 1) for d in shape) * _DTYPES[code].itemsize > np.iinfo(np.intp).max:
-        raise ValueError(f"{what}: shape {shape} is too large")
+        raise CheckpointError(f"{what}: shape {shape} is too large")
     begin, end = offsets
     if end > data_size:
-        raise ValueError(f"{what}: data_offsets {offsets} are beyond the data region ({data_size} bytes)")
+        raise CheckpointError(f"{what}: data_offsets {bounded(offsets, 80)} are beyond the data region ({data_size} bytes)")
     nbytes = math.prod(shape) * _DTYPES[code].itemsize  # Python ints: no overflow
     if end - begin != nbytes:
-        raise ValueError(f"{what}: {end - begin} bytes stored but shape {shape} of {code} needs {nbytes}")
+        raise CheckpointError(f"{what}: {end - begin} bytes stored but shape {shape} of {code} needs {nbytes}")
     return name, code, tuple(shape), begin, end
 
 
@@ -332,7 +353,7 @@ def _read_array(f, code, shape, where, name):
     if raw.size:
         flat = raw.reshape(-1).view(np.uint8)
         if f.readinto(flat) != flat.size:
-            raise ValueError(f"{where}: file truncated while reading tensor {name!r}")
+            raise CheckpointError(f"{where}: file truncated while reading tensor {name!r}")
     if code == "BF16":
         out = np.empty(shape, dtype=np.float32)
         bits = out.view(np.uint32)
@@ -348,12 +369,16 @@ def _read_array(f, code, shape, where, name):
 
 def _load(path):
     """Read ``path``; return ``(tensors, metadata)``."""
-    where = os.fspath(path)
     with open(path, "rb") as f:
-        entries, metadata, data_start = _read_header(f, where)
-        f.seek(data_start)
-        # Entries are sorted by offset and tile the region: read sequentially.
-        tensors = {name: _read_array(f, code, shape, where, name) for name, code, shape, _, _ in entries}
+        return _read_file(f, os.fspath(path))
+
+
+def _read_file(f, where):
+    """Read the seekable binary file ``f`` (named ``where``); return ``(tensors, metadata)``."""
+    entries, metadata, data_start = _read_header(f, where)
+    f.seek(data_start)
+    # Entries are sorted by offset and tile the region: read sequentially.
+    tensors = {name: _read_array(f, code, shape, where, name) for name, code, shape, _, _ in entries}
     return tensors, metadata
 
 
@@ -380,120 +405,92 @@ def load_safetensors_metadata(path):
 
 
 # --------------------------------------------------------------------------
-# Nested checkpoints
+# save / load (torch.save / torch.load)
 # --------------------------------------------------------------------------
 
-# The skeleton is JSON in which every JSON object is a tagged node, so user
-# dict keys can never be confused with tags:
-#   {"$array": name}    tensor stored in the file under ``name``
-#   {"$dict": {k: v}}   dict (keys are str, insertion order kept)
-#   {"$tuple": [...]}   tuple (plain JSON arrays are lists)
-#   {"$float": "nan" | "inf" | "-inf"}   non-finite float
-# None, bool, int, finite float and str are stored as themselves.
+# The object's skeleton lives in __metadata__[_SKELETON_KEY]; its format is described in
+# nanoframe/serialization.py (version 1: files of nested arrays/containers written before
+# modules and tensors could be saved; they load as before).
 _SKELETON_KEY = "nanoframe"
-_SKELETON_VERSION = 1
+_CONVERT = ("convert it once in PyTorch: from safetensors.torch import save_file; "
+            "save_file(torch.load(path, weights_only=True), 'model.safetensors') "
+            "(for a whole model, save model.state_dict()), then load that file")
 
 
-def save(obj, path):
-    """Save a nested structure as one safetensors file at ``path`` (atomic).
+def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True,
+         _disable_byteorder_record=False):
+    """Save ``obj`` to ``f`` (a path, written atomically, or a binary file object) as one
+    safetensors file: Tensors, NumPy arrays and scalars, Python scalars, lists, tuples, dicts
+    (any scalar keys), OrderedDicts, sets, whole nn.Modules and dataclasses, nested freely.
 
-    ``obj`` may contain dicts with str keys, lists, tuples, arrays (ndarrays,
-    numpy scalars, anything with ``__array__`` or an ndarray ``.data``),
-    int, float, str, bool and None. Every array becomes a tensor named by its
-    dotted path (``"model.wte.weight"``, ``"optimizer.state.3.exp_avg"``);
-    the rest is stored as JSON in ``__metadata__["nanoframe"]``, which refers
-    to tensors by name, so keys containing "." round-trip (clashing names get
-    a ``~1``, ``~2``... suffix). Example::
-
-        save({"model": model.state_dict(), "optimizer": opt.state_dict()}, "ckpt.safetensors")
+    Arrays become tensors named by their path (``"model.transformer.wte.weight"``,
+    ``"optimizer.state.3.exp_avg"``), so the file opens in any safetensors reader; the structure
+    is JSON in ``__metadata__["nanoframe"]``. Anything else (a lambda, an open file, an arbitrary
+    object) raises one line naming where it is (``model.encoder.fn``) before anything is written.
+    The pickle arguments of torch.save are accepted and unused: nanoframe never pickles.
     """
-    tensors = {}
+    from nanoframe import serialization  # it builds on Tensor and Module, which import this package first
 
-    def encode(node, path_parts, active):
-        if isinstance(node, np.generic):  # numpy scalars (even np.float64) are arrays
-            pass
-        elif node is None or isinstance(node, (bool, int, str)):
-            return node
-        elif isinstance(node, float):
-            return node if math.isfinite(node) else {"$float": repr(node)}
-        elif isinstance(node, (dict, list, tuple)):
-            where = ".".join(path_parts) or "<root>"
-            if id(node) in active:
-                raise ValueError(f"save: cyclic reference at {where}")
-            active = active | {id(node)}
-            if isinstance(node, dict):
-                bad = [k for k in node if not isinstance(k, str)]
-                if bad:
-                    raise TypeError(f"save: dict keys must be str, got {bad[0]!r} at {where}")
-                return {"$dict": {k: encode(v, path_parts + [k], active) for k, v in node.items()}}
-            items = [encode(v, path_parts + [str(i)], active) for i, v in enumerate(node)]
-            return {"$tuple": items} if isinstance(node, tuple) else items
-        array = _as_array(node)  # raises TypeError for unsupported objects
-        name = ".".join(path_parts) or "tensor"
-        unique, i = name, 0
-        while unique in tensors or unique == _METADATA_KEY:
-            i += 1
-            unique = f"{name}~{i}"
-        tensors[unique] = array
-        return {"$array": unique}
-
-    skeleton = {"version": _SKELETON_VERSION, "root": encode(obj, [], frozenset())}
-    metadata = {_SKELETON_KEY: json.dumps(skeleton, ensure_ascii=False, allow_nan=False)}
-    save_safetensors(tensors, path, metadata=metadata)
+    arrays, skeleton = serialization.encode(obj)
+    layout = _layout(arrays, {_SKELETON_KEY: skeleton})
+    if isinstance(f, (str, os.PathLike)):
+        with atomic_open(f, "wb") as out:
+            _write_layout(out, *layout)
+    elif hasattr(f, "write"):
+        _write_layout(f, *layout)
+    else:
+        raise TypeError(f"save: f must be a path or a binary file object, got {type(f).__name__}")
 
 
-def load(path):
-    """Load a structure written by ``save``.
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
+    """Load what ``save`` wrote to ``f`` (a path or a binary file object): Tensors as Tensors
+    (Parameters with their requires_grad), NumPy arrays as arrays, containers and modules as saved.
 
-    Tuples come back as tuples, numpy scalars as 0-d arrays. A safetensors
-    file without a nanoframe skeleton (e.g. from another library) loads as
-    its flat ``{name: array}`` dict. Never executes code; raises
-    ``ValueError`` on any malformed input.
+    A safetensors file from elsewhere loads as its ``{name: ndarray}`` dict. Nothing is ever executed, so
+    ``weights_only`` (True or False) changes nothing; classes are rebuilt only from nanoframe's own
+    and those allowed with ``nanoframe.serialization.add_safe_globals``. ``map_location`` accepts
+    what torch accepts, the CPU-only way (see serialization.storage_mapper). ``mmap`` is accepted;
+    the tensors are read into memory either way. A PyTorch pickle checkpoint is refused with one
+    line saying how to convert it. Any problem with the file raises CheckpointError naming it.
     """
-    where = os.fspath(path)
-    tensors, metadata = _load(path)
-    if _SKELETON_KEY not in metadata:
+    from nanoframe import serialization  # see save
+
+    if weights_only is not None and not isinstance(weights_only, bool):
+        raise TypeError(f"weights_only must be None, True or False, got {weights_only!r}")
+    if mmap is not None and not isinstance(mmap, bool):
+        raise TypeError(f"mmap must be None, True or False, got {mmap!r}")
+    map_storage = serialization.storage_mapper(map_location)
+    if isinstance(f, (str, os.PathLike)):
+        where = os.fspath(f)
+        with open(f, "rb") as stream:
+            tensors, metadata = _read_checked(stream, where)
+    elif hasattr(f, "read"):
+        where = str(getattr(f, "name", "<file object>"))
+        tensors, metadata = _read_checked(io.BytesIO(f.read()), where)
+    else:
+        raise TypeError(f"load: f must be a path or a binary file object, got {type(f).__name__}")
+    if _SKELETON_KEY not in metadata:  # from another library: its arrays, as load_safetensors gives them
         return tensors
-    try:
-        skeleton = json.loads(metadata[_SKELETON_KEY])
-    except (ValueError, RecursionError) as e:
-        raise ValueError(f"{where}: nanoframe skeleton is not valid JSON: {e}") from None
-    if not isinstance(skeleton, dict) or skeleton.get("version") != _SKELETON_VERSION or "root" not in skeleton:
-        raise ValueError(f"{where}: unsupported nanoframe skeleton (expected version {_SKELETON_VERSION})")
+    return serialization.decode(tensors, metadata[_SKELETON_KEY], where, map_storage)
 
-    used = set()
 
-    def decode(node):
-        if node is None or isinstance(node, (bool, int, float, str)):
-            return node
-        if isinstance(node, list):
-            return [decode(v) for v in node]
-        if not isinstance(node, dict) or len(node) != 1:
-            raise ValueError(f"{where}: malformed skeleton node {node!r:.80}")
-        (tag, value), = node.items()
-        if tag == "$array" and isinstance(value, str):
-            if value not in tensors:
-                raise ValueError(f"{where}: skeleton refers to missing tensor {value!r}")
-            if value in used:
-                raise ValueError(f"{where}: skeleton refers to tensor {value!r} twice")
-            used.add(value)
-            return tensors[value]
-        if tag == "$dict" and isinstance(value, dict):
-            return {k: decode(v) for k, v in value.items()}
-        if tag == "$tuple" and isinstance(value, list):
-            return tuple(decode(v) for v in value)
-        if tag == "$float" and value in ("nan", "inf", "-inf"):
-            return float(value)
-        raise ValueError(f"{where}: malformed skeleton node {node!r:.80}")
-
-    try:
-        root = decode(skeleton["root"])
-    except RecursionError:
-        raise ValueError(f"{where}: nanoframe skeleton is nested too deeply") from None
-    unused = tensors.keys() - used
-    if unused:
-        raise ValueError(f"{where}: tensors not referenced by the skeleton: {sorted(unused)[:5]}")
-    return root
+def _read_checked(f, where):
+    """``_read_file`` after refusing pickle files (torch's zip checkpoints, raw pickle streams)."""
+    head = f.read(9)
+    f.seek(0)
+    if head[:4] == b"PK\x03\x04":
+        try:
+            names = zipfile.ZipFile(f).namelist()  # lists the archive; nothing in it is run
+        except (zipfile.BadZipFile, OSError, ValueError):
+            names = []
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            raise CheckpointError(f"{where} is a PyTorch checkpoint (torch.save's zip of pickles); nanoframe never "
+                                  f"unpickles, since unpickling can run any code: {_CONVERT}")
+        raise CheckpointError(f"{where} is a zip archive, not a safetensors file written by nanoframe.save")
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[8:9] != b"{":
+        raise CheckpointError(f"{where} is a pickle file (e.g. torch.save's legacy format); nanoframe never "
+                              f"unpickles, since unpickling can run any code: {_CONVERT}")
+    return _read_file(f, where)
 
 
 def read_json(path, missing, error=ValueError, max_bytes=256 << 20):

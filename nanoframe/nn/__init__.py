@@ -14,6 +14,8 @@ from nanoframe.nn.layers import (
     Tanh,
 )
 from nanoframe.nn.module import IncompatibleKeys, Module, ModuleDict, ModuleList, Parameter, Sequential
+from nanoframe.nn import functional  # noqa: E402  torch.nn.functional's path: the module nanoframe.functional
+from nanoframe.nn import modules  # noqa: E402  torch.nn.modules' paths (nanoframe.nn.modules.linear.Linear...)
 
 __all__ = [
     "Module",
@@ -34,4 +36,6 @@ __all__ = [
     "Identity",
     "init",
     "utils",
+    "functional",
+    "modules",
 ]

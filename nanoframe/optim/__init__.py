@@ -1,8 +1,9 @@
 """Optimizers (torch.optim's names and update formulas) and learning-rate schedules."""
 from nanoframe.optim import lr_schedule
+from nanoframe.optim import lr_scheduler  # torch.optim.lr_scheduler's path
 from nanoframe.optim.adam import Adam, AdamW
 from nanoframe.optim.lr_schedule import LRScheduler
 from nanoframe.optim.optimizer import Optimizer
 from nanoframe.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "lr_schedule"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "lr_schedule", "lr_scheduler"]

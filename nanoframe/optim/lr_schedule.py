@@ -1,6 +1,5 @@
 """Learning-rate schedules: plain functions `lr = f(step, ...)`, the same as callable objects
-`schedule(step)` / `schedule.lr_at(step)`, and `LRScheduler`, which writes a schedule's value
-into an optimizer's param groups.
+`schedule(step)` / `schedule.lr_at(step)`, and `LRScheduler`, which drives an optimizer with one.
 
 Warmup convention (nanoGPT / build-nanogpt): steps count from 0, and during warmup
 
@@ -15,8 +14,16 @@ Typical loop (one scheduler step per optimizer step):
     sched = LRScheduler(opt, CosineWithWarmup(max_lr=6e-4, min_lr=6e-5, warmup_steps=100, total_steps=5000))
     for step in range(5000):         # the lr for step 0 is set when the scheduler is made
         ...; opt.step(); sched.step()
+
+`LRScheduler` is a torch-style scheduler (nanoframe.optim.lr_scheduler: initial_lr, base_lrs,
+get_last_lr, the step-order warning) whose factor on each group's base lr is schedule(step)
+divided by the optimizer's lr: groups made with the optimizer's lr follow the schedule exactly, a
+group made with its own lr (a smaller lr for a backbone) keeps its ratio to it.
 """
 import math
+
+from nanoframe.errors import NanoframeError
+from nanoframe.optim import lr_scheduler
 
 
 def _check(max_lr, min_lr, warmup_steps, total_steps):
@@ -121,42 +128,54 @@ class ConstantWithWarmup(Schedule):
         return constant_with_warmup(step, self.max_lr, self.warmup_steps)
 
 
-class LRScheduler:
-    """Sets `group["lr"] = schedule(step) * group.get("lr_scale", 1.0)` for every param group.
+class LRScheduler(lr_scheduler.LRScheduler):
+    """Sets `group["lr"] = schedule(step) * base_lr / optimizer_lr * group.get("lr_scale", 1.0)`.
 
-    `schedule` is any callable step -> lr (a Schedule object, or e.g. `lambda s: ...`). The lr of
-    step `last_step + 1` is set when the scheduler is created (step 0 by default); each `.step()`
-    advances one step, like torch's schedulers called after `optimizer.step()`. A group's
-    optional "lr_scale" entry keeps per-group ratios (e.g. a smaller lr for embeddings).
+    `schedule` is any callable step -> lr (a Schedule object, or e.g. `lambda s: ...`); its values
+    are lrs for the optimizer's own `lr` (the default of its groups). `base_lr` is each group's
+    `initial_lr` (its lr when the first scheduler was attached), so a group made with a different
+    lr keeps its ratio to the optimizer's lr. A group's optional "lr_scale" entry multiplies on top.
+    The lr of step `last_step + 1` is set when the scheduler is created (step 0 by default); each
+    `.step()` advances one step (call it after `optimizer.step()`), `.step(n)` jumps to step n.
     """
 
     def __init__(self, optimizer, schedule, last_step=-1):
         if not callable(schedule):
             raise TypeError(f"schedule must be callable (step -> lr), got {type(schedule).__name__}")
-        self.optimizer = optimizer
         self.schedule = schedule
-        self.last_step = int(last_step)
-        self.step()
+        self.optimizer_lr = float(optimizer.defaults["lr"])
+        if not self.optimizer_lr > 0:
+            raise NanoframeError(f"LRScheduler scales each group's lr by its ratio to the optimizer's lr, which "
+                                 f"must be > 0, got lr={optimizer.defaults['lr']}")
+        for group in optimizer.param_groups:  # a fresh optimizer may start at any step
+            group.setdefault("initial_lr", group["lr"])
+        super().__init__(optimizer, last_epoch=int(last_step))
 
-    def _apply(self):
-        lr = float(self.schedule(self.last_step))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+    @property
+    def last_step(self):
+        return self.last_epoch
+
+    @last_step.setter
+    def last_step(self, value):
+        self.last_epoch = value
+
+    def get_lr(self):
+        lr = float(self.schedule(self.last_epoch))
+        # lr * (base / optimizer_lr): exactly the schedule's value for groups at the optimizer's lr
+        return [lr * (base_lr / self.optimizer_lr) * group.get("lr_scale", 1.0)
+                for base_lr, group in zip(self.base_lrs, self.optimizer.param_groups)]
 
     def step(self, step=None):
         """Advance to the next step (or jump to `step`) and set every group's lr for it."""
-        self.last_step = self.last_step + 1 if step is None else int(step)
-        self._apply()
-
-    def get_last_lr(self):
-        """The lr of each param group, as last set."""
-        return list(self._last_lr)
+        if step is None:
+            super().step()
+        else:
+            self._step_count += 1
+            self._update_lr(int(step))
 
     def state_dict(self):
-        return {"last_step": self.last_step}
+        return {"last_step": self.last_epoch}
 
     def load_state_dict(self, state_dict):
         """Restore the step counter and set the groups' lr for that step."""
-        self.last_step = int(state_dict["last_step"])
-        self._apply()
+        self._update_lr(int(state_dict["last_step"]))

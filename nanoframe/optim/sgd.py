@@ -7,6 +7,9 @@ For each parameter with a gradient g:
     buf = g (first step) | momentum * buf + (1 - dampening) * g
     g = g + momentum * buf (nesterov) | buf       (if momentum)
     p = p - lr * g
+
+foreach, fused and differentiable=False are accepted for torch's signature (one in-place update
+runs either way).
 """
 import numpy as np
 
@@ -14,10 +17,11 @@ from nanoframe.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                 maximize=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+                        fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group):

@@ -249,9 +249,11 @@ def _load_optimizer(path, optimizer):
 
 
 def _flat_arrays(node, prefix="state"):
-    """name -> array of every array in a nested structure (for the finiteness check)."""
+    """name -> array of every array (or Tensor's array) in a nested structure (for the finiteness check)."""
     if isinstance(node, np.ndarray):
         return {prefix: node}
+    if isinstance(getattr(node, "array", None), np.ndarray):
+        return {prefix: node.array}
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else ()
     out = {}
     for k, v in items:

@@ -69,6 +69,7 @@ def test_schedule_objects_match_functions():
         assert type(obj).__name__ in repr(obj)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no optimizer steps here
 def test_scheduler_sets_every_group_and_resumes():
     p = [Parameter(np.zeros(3, np.float32)), Parameter(np.zeros(2, np.float32))]
     opt = AdamW([{"params": p[:1]}, {"params": p[1:], "lr_scale": 0.5}], lr=123.0)
@@ -89,3 +90,35 @@ def test_scheduler_sets_every_group_and_resumes():
     assert opt2.param_groups[0]["lr"] == pytest.approx(0.5)
     with pytest.raises(TypeError):
         LRScheduler(opt2, 0.1)
+
+
+def test_scheduler_keeps_each_groups_own_lr_ratio():
+    """A group made with its own (smaller) lr follows the schedule scaled by its ratio to the
+    optimizer's lr, instead of being flattened to the schedule's value."""
+    backbone, head = Parameter(np.zeros(3, np.float32)), Parameter(np.zeros(2, np.float32))
+    opt = AdamW([{"params": [backbone], "lr": 1e-4}, {"params": [head]}], lr=1e-3)
+    schedule = CosineWithWarmup(max_lr=1e-3, min_lr=1e-5, warmup_steps=5, total_steps=50)
+    sched = LRScheduler(opt, schedule)
+    for step in range(60):
+        assert opt.param_groups[1]["lr"] == schedule(step)  # exactly the schedule's value
+        assert opt.param_groups[0]["lr"] == pytest.approx(schedule(step) / 10, rel=1e-12)
+        assert sched.get_last_lr() == [g["lr"] for g in opt.param_groups]
+        opt.step()
+        sched.step()
+    assert [g["initial_lr"] for g in opt.param_groups] == [1e-4, 1e-3]
+
+
+def test_scheduler_is_a_torch_style_scheduler():
+    from nanoframe.optim import lr_scheduler
+
+    p = Parameter(np.zeros(3, np.float32))
+    opt = SGD([p], lr=0.5)
+    sched = LRScheduler(opt, StepDecay(0.5, step_size=3, gamma=0.1), last_step=4)  # a fresh optimizer may start late
+    assert isinstance(sched, lr_scheduler.LRScheduler)
+    assert sched.last_step == sched.last_epoch == 5 and opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    # chains with torch's schedulers like any other: a ConstantLR on top halves it for 2 steps
+    const = lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.025)
+    with pytest.raises(ValueError, match="> 0"):
+        LRScheduler(SGD([p], lr=0.0), lambda s: 0.1)
+    assert const.get_last_lr() == [opt.param_groups[0]["lr"]]

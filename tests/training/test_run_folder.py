@@ -160,7 +160,7 @@ def test_stray_checkpoint_folders_are_ignored(trained, tmp_path):
     assert (ck / "step_000008 (copy)").is_dir() and (ck / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("damage", ["truncated_weights", "bad_state", "no_optimizer", "nan_weights"])
+@pytest.mark.parametrize("damage", ["truncated_weights", "bad_state", "no_optimizer", "nan_weights", "nan_moments"])
 def test_damaged_latest_checkpoint_falls_back_with_a_warning_naming_both(trained, tmp_path, damage):
     run = copy(trained, tmp_path)
     ref = copy(trained, tmp_path, "ref")
@@ -172,6 +172,14 @@ def test_damaged_latest_checkpoint_falls_back_with_a_warning_naming_both(trained
         (latest / "state.json").write_text('{"step": "eight"}')
     elif damage == "no_optimizer":
         (latest / "optimizer.safetensors").unlink()
+    elif damage == "nan_moments":
+        from nanoframe.io import load_safetensors, load_safetensors_metadata, save_safetensors
+
+        path = latest / "optimizer.safetensors"
+        t = load_safetensors(path)
+        name = next(k for k in t if "exp_avg_sq" in k)
+        t[name].reshape(-1)[0] = float("nan")
+        save_safetensors(t, path, metadata=load_safetensors_metadata(path))
     else:
         from nanoframe.io import load_safetensors, save_safetensors
 

@@ -231,3 +231,43 @@ def test_moved_shared_data_dir_is_given_again_on_resume(tmp_path, capsys):
     assert cli("train", "--out", tmp_path / "run", "--resume", "--data-dir", tmp_path / "d2", "--max_iters", 6,
                *TINY) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["dir"] == os.path.join("..", "d2")
+
+
+def test_sample_into_a_closed_pipe_exits_quietly(trained):
+    proc = subprocess.Popen([sys.executable, "-m", "nanoframe", "sample", str(trained), "--num-samples", "200",
+                             "--max-new-tokens", "30", "--seed", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()                # `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert first and proc.returncode == 0
+    assert "Traceback" not in err and "Broken pipe" not in err and "error" not in err
+
+
+def _as_written_by_0_1(run):
+    """Rewrite a run the way nanoframe 0.1 laid it out: absolute paths, no format versions."""
+    config = json.loads((run / "config.json").read_text())
+    tok = str((run / "data" / "tokenizer.json").resolve())
+    legacy = {"model": config["model"], "train": config["train"], "data_dir": str((run / "data").resolve()),
+              "tokenizer": tok}
+    (run / "config.json").write_text(json.dumps(legacy))
+    (run / "tokenizer.json").unlink()
+    (run / ".nanoframe.lock").unlink()
+    for state_path in run.glob("**/state.json"):
+        state = json.loads(state_path.read_text())
+        for key in ("format", "version", "tokenizer_sha256", "data_meta_sha256"):
+            state.pop(key, None)
+        state["tokenizer"] = tok
+        state_path.write_text(json.dumps(state))
+
+
+def test_runs_written_by_nanoframe_0_1_sample_and_resume(trained, tmp_path, capsys):
+    run = copy(trained, tmp_path)
+    _as_written_by_0_1(run)
+    capsys.readouterr()
+    assert cli("sample", run, "--prompt", "First", "--max-new-tokens", 4, "--seed", 0) == 0
+    assert capsys.readouterr().out.startswith("First")
+    assert cli("train", "--out", run, "--resume", "--max_iters", 10, "--no-progress", "--no-sample") == 0
+    config = json.loads((run / "config.json").read_text())       # migrated under the lock
+    assert config["format"] == "nanoframe.run" and (run / "tokenizer.json").is_file()
+    assert sorted(losses(run)) == list(range(10))

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nanoframe.data.tokenizers import DEFAULT_VOCAB_SIZE
 from nanoframe.errors import NanoframeError, bounded
 
 DEFAULT_RUN = "runs/default"
+# what `nanoframe sample` draws by default, and the sample printed after training
+SAMPLE = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 50}
 
 
 class UsageError(NanoframeError):
@@ -129,13 +132,13 @@ def cmd_train(args, extra):
     if args.resume:
         _refuse_on_resume(args, ["data", "tokenizer", "preset", "vocab_size", "glob"])
     s = pretrain(args.out, args.data or (), data_dir=args.data_dir, glob=args.glob or "**/*.txt",
-                 tokenizer=args.tokenizer, vocab_size=args.vocab_size or 2048, preset=args.preset,
+                 tokenizer=args.tokenizer, vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE, preset=args.preset,
                  model_overrides=model_over, train_overrides=train_over, resume=args.resume,
                  show_progress=not args.no_progress, log=_log)
     print(f"done: {s['steps']} steps in {s['seconds']:.0f} s, {s['tokens_per_sec']:,.0f} tokens/s, "
           f"val loss {s['val_loss']:.4f} (best {s['best_val_loss']:.4f}); checkpoint {s['checkpoint']}")
     if not args.no_sample:
-        text = _sample_text(s["model"], s["tokenizer"], prompt="", max_new_tokens=200, temperature=0.8, top_k=50, seed=0)
+        text = _sample_text(s["model"], s["tokenizer"], "", **SAMPLE, seed=0)
         print("\n--- sample ---\n" + text)
 
 
@@ -187,7 +190,7 @@ def cmd_finetune(args, extra):
     from nanoframe.models import GPTConfig
     from nanoframe.training.config import TrainConfig
     from nanoframe.training.finetune import finetune, generate_completion
-    from nanoframe.training.lora import lora_config
+    from nanoframe.nn.lora import DEFAULT_LORA_TARGETS, lora_config
 
     model_over, train_over = parse_overrides(extra, GPTConfig, TrainConfig)
     if args.resume:
@@ -203,7 +206,7 @@ def cmd_finetune(args, extra):
         if not args.lora and any(v is not None for v in (args.lora_targets, args.lora_r, args.lora_alpha,
                                                           args.lora_dropout)):
             raise UsageError("--lora-targets, --lora-r, --lora-alpha and --lora-dropout need --lora")
-        lora = lora_config(args.lora_targets or "c_attn,c_proj,c_fc", args.lora_r or 8,
+        lora = lora_config(args.lora_targets or DEFAULT_LORA_TARGETS, args.lora_r or 8,
                            16.0 if args.lora_alpha is None else args.lora_alpha,
                            args.lora_dropout or 0.0) if args.lora else None
     out = args.out or ("runs/finetune-lora" if args.lora else "runs/finetune")
@@ -224,7 +227,7 @@ def cmd_finetune(args, extra):
             prompt = first_prompt(args.data[0])
             print("\n--- greedy completion of the first prompt ---\n" + prompt + generate_completion(model, tok, prompt, 64))
         else:
-            print("\n--- sample ---\n" + _sample_text(model, tok, "", 200, 0.8, 50, 0))
+            print("\n--- sample ---\n" + _sample_text(model, tok, "", **SAMPLE, seed=0))
 
 
 def cmd_lora(args):
@@ -289,7 +292,7 @@ def build_parser():
     tt = tsub.add_parser("train", help="train a BPE (or char) tokenizer on text files", formatter_class=fmt)
     tt.add_argument("--data", nargs="+", required=True, help="text files or folders")
     tt.add_argument("--glob", default="**/*.txt", help="files to take from folders")
-    tt.add_argument("--vocab-size", type=_int_at_least(257), default=2048, help="BPE vocabulary size")
+    tt.add_argument("--vocab-size", type=_int_at_least(257), default=DEFAULT_VOCAB_SIZE, help="BPE vocabulary size")
     tt.add_argument("--kind", choices=["bpe", "char"], default="bpe", help="tokenizer kind")
     tt.add_argument("--out", required=True, help="tokenizer file to write (JSON)")
     tt.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -306,7 +309,7 @@ def build_parser():
     pr.add_argument("--glob", default="**/*.txt", help="files to take from folders")
     pr.add_argument("--out", required=True, help="data folder to write")
     pr.add_argument("--tokenizer", default="bpe", help="bpe, char, or a tokenizer file")
-    pr.add_argument("--vocab-size", type=_int_at_least(257), default=2048, help="BPE vocabulary size")
+    pr.add_argument("--vocab-size", type=_int_at_least(257), default=DEFAULT_VOCAB_SIZE, help="BPE vocabulary size")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     tr = sub.add_parser("train", help="pretrain a GPT (default: on the Python stdlib, offline)", formatter_class=fmt,
@@ -319,7 +322,7 @@ def build_parser():
     tr.add_argument("--preset", choices=["tiny", "small", "default"],
                     help="model and schedule (default: 'default' for the stdlib, 'tiny' for --data)")
     tr.add_argument("--tokenizer", help="bpe, char, or a tokenizer file (default: bpe for the stdlib, char for --data)")
-    tr.add_argument("--vocab-size", type=_int_at_least(257), help="BPE vocabulary size (default 2048)")
+    tr.add_argument("--vocab-size", type=_int_at_least(257), help=f"BPE vocabulary size (default {DEFAULT_VOCAB_SIZE})")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("--no-sample", action="store_true", help="skip the sample printed at the end")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -327,9 +330,9 @@ def build_parser():
     sa = sub.add_parser("sample", help="generate text from a run or checkpoint", formatter_class=fmt)
     sa.add_argument("run", help="a run folder (best/ is used) or a checkpoint folder")
     sa.add_argument("--prompt", default="", help="text to continue")
-    sa.add_argument("--max-new-tokens", type=_int_at_least(0), default=200, help="tokens to generate")
-    sa.add_argument("--temperature", type=_finite_float(0.0), default=0.8, help="0 is greedy")
-    sa.add_argument("--top-k", type=_int_at_least(1), default=None, help="keep the k most likely tokens")
+    sa.add_argument("--max-new-tokens", type=_int_at_least(0), default=SAMPLE["max_new_tokens"], help="tokens to generate")
+    sa.add_argument("--temperature", type=_finite_float(0.0), default=SAMPLE["temperature"], help="0 is greedy")
+    sa.add_argument("--top-k", type=_int_at_least(1), default=SAMPLE["top_k"], help="keep the k most likely tokens")
     sa.add_argument("--top-p", type=_finite_float(1e-9, 1.0), default=None, help="nucleus sampling threshold")
     sa.add_argument("--seed", type=int, default=None, help="seed of the sampler (default: random)")
     sa.add_argument("--num-samples", type=_int_at_least(1), default=1, help="how many samples")
@@ -354,7 +357,8 @@ def build_parser():
     ft.add_argument("--resume", action="store_true", help="continue the fine-tune in --out from its last checkpoint")
     ft.add_argument("--val-fraction", type=_finite_float(0.0, 0.9), help="share of the data held out (default 0.1)")
     ft.add_argument("--lora", action="store_true", help="train LoRA adapters instead of the weights")
-    ft.add_argument("--lora-targets", help="comma-separated layer names (default c_attn,c_proj,c_fc)")
+    ft.add_argument("--lora-targets", help="comma-separated layer names (default c_attn,c_proj,c_fc: every "
+                                           "Linear of GPT's blocks)")
     ft.add_argument("--lora-r", type=_int_at_least(1), help="adapter rank (default 8)")
     ft.add_argument("--lora-alpha", type=_finite_float(), help="adapter scale alpha (default 16)")
     ft.add_argument("--lora-dropout", type=_finite_float(0.0, 0.99), help="dropout on the adapter input (default 0)")

@@ -54,7 +54,7 @@ _V1_TAGS = {"$array", "$dict", "$tuple", "$float"}
 # Module internals saved as the entry's own fields, not as attributes (both spellings of the
 # non-persistent set: nanoframe's and torch's).
 _REGISTRIES = {"_parameters", "_buffers", "_modules", "_non_persistent_buffers", "_non_persistent_buffers_set"}
-_SHIPPED_MODULES = ("nanoframe.nn", "nanoframe.models.gpt", "nanoframe.training.lora")
+_SHIPPED_MODULES = ("nanoframe.nn", "nanoframe.nn.lora", "nanoframe.models.gpt")
 _SAVEABLE = ("nanoframe.save stores Tensors, NumPy arrays and scalars, None, bool, int, float, str, lists, tuples, "
              "dicts, sets, nn.Modules and dataclasses (never pickle)")
 

@@ -26,7 +26,10 @@ def load_tokenizer(path):
         raise TokenizerError(str(e)) from None
 
 
-def train_tokenizer(kind, docs, vocab_size=2048, max_chars=3_000_000, show_progress=True):
+DEFAULT_VOCAB_SIZE = 2048   # BPE vocabulary of the offline default run and of `nanoframe tokenizer train`
+
+
+def train_tokenizer(kind, docs, vocab_size=DEFAULT_VOCAB_SIZE, max_chars=3_000_000, show_progress=True):
     """A new tokenizer trained on (at most max_chars of) the documents: kind "bpe" or "char"."""
     from nanoframe.tokenizer import BPETokenizer, CharTokenizer
 

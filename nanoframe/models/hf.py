@@ -186,10 +186,10 @@ def load_hf(folder):
 def hf_tensors(model):
     """Our GPT's weights in HF GPT-2 layout: Conv1D weights (in, out), float32, biases of a
     bias=False model written as zeros (equivalent), lm_head left to the tie."""
-    from nanoframe.training.lora import LoRALinear
+    from nanoframe.nn.lora import lora_config_of
 
-    if any(isinstance(m, LoRALinear) for m in model.modules()):
-        raise ValueError("to_hf: the model has LoRA adapters; merge them first (nanoframe.training.lora.merge_lora)")
+    if lora_config_of(model) is not None:
+        raise ValueError("to_hf: the model has LoRA adapters; merge them first (nanoframe.nn.lora.merge_lora)")
     cfg = model.config
     params = dict(model.named_parameters())
     out = {}

@@ -134,7 +134,7 @@ def read_state(folder):
     field(state, "world_size", where, int, optional=True, low=1, error=err)
     lora = field(state, "lora", where, dict, optional=True, none_ok=True, error=err)
     if lora is not None:
-        from nanoframe.training.lora import lora_config
+        from nanoframe.nn.lora import lora_config
 
         try:
             state["lora"] = lora_config(**lora)
@@ -154,7 +154,7 @@ def _check_generator_state(value, where):
 def expected_shapes(state):
     """name -> shape of the tensors a checkpoint with this (validated) state must hold."""
     from nanoframe.models.gpt import GPTConfig, linear_shapes, parameter_shapes
-    from nanoframe.training.lora import matches
+    from nanoframe.nn.lora import matches
 
     cfg = GPTConfig.from_dict(state["model_config"])
     shapes = parameter_shapes(cfg)
@@ -198,7 +198,7 @@ def _finite(arrays, where):
 def build_model(state):
     """A GPT (with LoRA adapters when the state says so) shaped by a validated state; untrained."""
     from nanoframe.models import GPT, GPTConfig
-    from nanoframe.training.lora import apply_lora
+    from nanoframe.nn.lora import apply_lora
 
     model = GPT(GPTConfig.from_dict(state["model_config"]))
     if state.get("lora"):

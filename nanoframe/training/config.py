@@ -40,6 +40,8 @@ class TrainConfig:
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "max_time", "warmup_iters",
                      "lr_decay_iters", "early_stop_patience", "seed"):
             check(getattr(self, name), name, type(getattr(self, name)), low=0)
+        if self.lr == 0:
+            raise ConfigError("lr must be > 0 (it is the peak of the schedule), got 0.0")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -75,4 +77,12 @@ PRESETS = {
         "train": dict(batch_size=8, max_iters=2800, lr=2e-3, min_lr=2e-4, warmup_iters=100,
                       eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=500),
     },
+}
+
+# Fine-tuning schedules: lower peak lr than pretraining, short warmup, early stopping.
+FINETUNE_DEFAULTS = {
+    "full": dict(batch_size=8, max_iters=200, lr=3e-4, min_lr=3e-5, warmup_iters=10, weight_decay=0.1,
+                 eval_interval=20, eval_iters=20, early_stop_patience=3, checkpoint_interval=100, beta2=0.99),
+    "lora": dict(batch_size=8, max_iters=200, lr=5e-3, min_lr=5e-4, warmup_iters=10, weight_decay=0.0,
+                 eval_interval=20, eval_iters=20, early_stop_patience=3, checkpoint_interval=100, beta2=0.99),
 }

@@ -23,17 +23,8 @@ from nanoframe import data as D
 from nanoframe.errors import CheckpointError, ConfigError, DataError
 from nanoframe.io import file_sha256
 from nanoframe.random import manual_seed
-from nanoframe.training.config import TrainConfig
+from nanoframe.training.config import FINETUNE_DEFAULTS, TrainConfig
 from nanoframe.training.run import Run, load_for_inference, open_checkpoint, save_run
-
-# Fine-tuning schedules: lower peak lr than pretraining, short warmup, early stopping.
-FINETUNE_DEFAULTS = {
-    "full": dict(batch_size=8, max_iters=200, lr=3e-4, min_lr=3e-5, warmup_iters=10, weight_decay=0.1,
-                 eval_interval=20, eval_iters=20, early_stop_patience=3, checkpoint_interval=100, beta2=0.99),
-    "lora": dict(batch_size=8, max_iters=200, lr=5e-3, min_lr=5e-4, warmup_iters=10, weight_decay=0.0,
-                 eval_interval=20, eval_iters=20, early_stop_patience=3, checkpoint_interval=100, beta2=0.99),
-}
-
 
 def _log(msg):
     print(msg, file=sys.stderr)
@@ -184,7 +175,7 @@ def finetune(base, out_dir, data=(), *, hf=False, tokenizer=None, lora=None, fre
 
 def _start(run, base, data, hf, tokenizer, lora, freeze_patterns, freeze_layers, freeze_embeddings,
            train_overrides, model_overrides, val_fraction, glob, show_progress, log):
-    from nanoframe.training.lora import apply_lora, lora_config
+    from nanoframe.nn.lora import apply_lora, lora_config
     from nanoframe.training.trainer import Trainer
 
     if run.list_checkpoints():
@@ -237,7 +228,7 @@ def _start(run, base, data, hf, tokenizer, lora, freeze_patterns, freeze_layers,
 
 def _resume(run, model_overrides, train_overrides, show_progress, log):
     from nanoframe.models import GPT, GPTConfig
-    from nanoframe.training.lora import apply_lora
+    from nanoframe.nn.lora import apply_lora
     from nanoframe.training.pretrain import _check_hashes
     from nanoframe.training.trainer import Trainer
 
@@ -320,7 +311,8 @@ def merge(base, adapter, out, *, tokenizer=None, force=False, log=_log):
     adapter was trained on (the SHA-256 of its weights, recorded in the adapter run), unless force."""
     from nanoframe.io import load_safetensors
     from nanoframe.models.hf import is_hf_folder
-    from nanoframe.training.lora import apply_lora, load_adapter_tensors, merge_lora, read_adapter
+    from nanoframe.nn.lora import apply_lora, merge_lora
+    from nanoframe.training.lora import load_adapter_tensors, read_adapter
 
     out_run, adapter = Run(out), Path(adapter)
     if not out_run.is_empty():

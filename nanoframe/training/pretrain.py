@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from nanoframe import data as D
+from nanoframe.data.tokenizers import DEFAULT_VOCAB_SIZE
 from nanoframe.errors import CheckpointError, ConfigError, DataError
 from nanoframe.models import GPT, GPTConfig
 from nanoframe.random import manual_seed
@@ -22,7 +23,7 @@ def _log(msg):
     print(msg, file=sys.stderr)
 
 
-def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vocab_size=2048, preset=None,
+def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vocab_size=DEFAULT_VOCAB_SIZE, preset=None,
              model_overrides=None, train_overrides=None, resume=False, show_progress=True, log=_log):
     """Pretrain (or with resume=True continue) the run in folder `out`; returns a summary dict with
     the trained "model" and its "tokenizer".

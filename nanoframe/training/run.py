@@ -386,7 +386,7 @@ def save_run(folder, model, tokenizer, kind="pretrain", extra_config=None, extra
     """Write `model` and `tokenizer` as a new run folder holding best/ only: a starting point that
     `nanoframe sample`, `finetune --from` and `load_for_inference` read (a LoRA model keeps its
     adapters). `folder` must be new or empty, or a Run whose lock the caller holds."""
-    from nanoframe.training.lora import lora_config_of
+    from nanoframe.nn.lora import lora_config_of
 
     run = folder if isinstance(folder, Run) else Run(folder)
     owns_lock = not run.locked
@@ -425,7 +425,7 @@ def open_checkpoint(path):
 def load_for_inference(path, merge=False):
     """(model, tokenizer, state, folder) of a run or checkpoint, every file validated. A LoRA run
     comes back as base + adapters (merged into plain Linears with merge=True)."""
-    from nanoframe.training.lora import merge_lora
+    from nanoframe.nn.lora import merge_lora
 
     run, folder = open_checkpoint(path)
     model, state = ckpt.load_checkpoint(folder)

@@ -23,7 +23,7 @@ from nanoframe import random as nf_random
 from nanoframe.autograd import no_grad
 from nanoframe.errors import CheckpointError, TrainingError
 from nanoframe.nn.utils import clip_grad_norm_
-from nanoframe.optim.lr_schedule import cosine_with_warmup
+from nanoframe.optim.lr_schedule import LRScheduler, cosine_with_warmup
 from nanoframe.training.run import Run
 
 _PEAK = None
@@ -66,6 +66,11 @@ class Trainer:
         self.optimizer = optimizer or model.configure_optimizer(
             config.weight_decay, config.lr, (config.beta1, config.beta2))
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        c = config
+        total = c.lr_decay_iters or c.max_iters
+        self.schedule = lambda step: cosine_with_warmup(step, c.lr, c.min_lr, c.warmup_iters, total)
+        # sets each group's lr to schedule(step) times its ratio to config.lr (times its lr_scale)
+        self.scheduler = LRScheduler(self.optimizer, self.schedule)
         self.step = 0
         self.best_val_loss = math.inf
         self.evals_since_best = 0
@@ -76,8 +81,8 @@ class Trainer:
 
     # ---- schedule, eval, logging ----------------------------------------------------------------
     def lr_at(self, step):
-        c = self.cfg
-        return cosine_with_warmup(step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters or c.max_iters)
+        """The schedule's lr at `step` (groups at the optimizer's lr train with exactly this)."""
+        return self.schedule(step)
 
     @no_grad()
     def evaluate(self):
@@ -225,9 +230,8 @@ class Trainer:
             if self.step % cfg.eval_interval == 0 and self.maybe_evaluate():
                 stopped = "early_stop"
                 break
+            self.scheduler.step(self.step)
             lr = self.lr_at(self.step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
             t0 = time.perf_counter()
             loss, norm = self.train_step()
             dt = time.perf_counter() - t0

@@ -423,11 +423,18 @@ def main(argv=None):
 
 
 def _interrupted(args):
-    from nanoframe.training.run import interrupted_message
+    """What to tell a user whose training was interrupted (Ctrl-C): how to go on."""
+    from nanoframe.training.run import Run
 
-    if args is not None and args.command in ("train", "finetune") and getattr(args, "out", None):
-        return interrupted_message(args.out, f"nanoframe {args.command}")
-    return "interrupted"
+    if args is None or args.command not in ("train", "finetune") or not getattr(args, "out", None):
+        return "interrupted"
+    run = Run(args.out)
+    step = run.last_step() if run.root.is_dir() else None
+    if step is None:
+        return (f"interrupted before the first checkpoint of {args.out}: there is nothing to resume; "
+                "run the same command again to start over")
+    return (f"interrupted; the last checkpoint of {args.out} is step {step}: continue with "
+            f"`nanoframe {args.command} --out {args.out} --resume`")
 
 
 if __name__ == "__main__":

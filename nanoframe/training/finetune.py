@@ -44,7 +44,7 @@ def load_base(path, hf=False, tokenizer=None):
     path = Path(path)
     if hf:
         if not path.is_dir():
-            raise DataError(f"--from-hf: no such folder: {path}")
+            raise DataError(f"no such Hugging Face model folder: {path}")
         model = load_hf(path)
         if tokenizer is not None and Path(tokenizer).is_file():
             tok = D.load_tokenizer(tokenizer)
@@ -52,14 +52,14 @@ def load_base(path, hf=False, tokenizer=None):
             src = Path(tokenizer) if tokenizer is not None else path
             if find_tokenizer_files(src) is None:
                 raise DataError(f"no GPT-2 tokenizer files (vocab.json + merges.txt or encoder.json + vocab.bpe) "
-                                f"in {src}; pass --tokenizer FILE_OR_FOLDER")
+                                f"in {src}; give the tokenizer's file or folder")
             tok = load_hf_tokenizer(src)
         if tok.vocab_size > model.config.vocab_size:
             raise DataError(f"the tokenizer has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")
         info = {"kind": "hf", "path": str(path.resolve()), "weights_sha256": file_sha256(path / "model.safetensors")}
         return model, tok, info
     if tokenizer is not None:
-        raise ConfigError("--tokenizer is only for --from-hf (a nanoframe run carries its tokenizer)")
+        raise ConfigError("a tokenizer is only given with a Hugging Face base (a nanoframe run carries its own)")
     model, tok, state, folder = load_for_inference(path, merge=True)
     info = {"kind": "nanoframe", "path": str(Path(folder).resolve()), "step": state["step"],
             "weights_sha256": file_sha256(Path(folder) / "model.safetensors")}
@@ -161,7 +161,7 @@ def finetune(base, out_dir, data=(), *, hf=False, tokenizer=None, lora=None, fre
     if not resume:
         run.check_writable_target()
     elif not run.exists():
-        raise CheckpointError(f"--resume: {run.root} is not a nanoframe run")
+        raise CheckpointError(f"cannot resume {run.root}: it is not a nanoframe run")
     with run:
         if resume:
             model, tok, trainer, config = _resume(run, model_overrides, train_overrides, show_progress, log)
@@ -179,10 +179,10 @@ def _start(run, base, data, hf, tokenizer, lora, freeze_patterns, freeze_layers,
     from nanoframe.training.trainer import Trainer
 
     if run.list_checkpoints():
-        raise CheckpointError(f"{run.root} already holds a run: pass --resume to continue it or choose another --out")
+        raise CheckpointError(f"{run.root} already holds a run: resume it, or choose another folder for a new run")
     run.reset()
     if lora is not None and (freeze_patterns or freeze_layers or freeze_embeddings):
-        raise ConfigError("--lora already freezes the base model; do not combine it with --freeze*")
+        raise ConfigError("LoRA already freezes the base model; do not combine it with freezing options")
     mode = "lora" if lora is not None else "frozen" if (freeze_patterns or freeze_layers or freeze_embeddings) else "full"
     train_cfg = TrainConfig.from_dict({**FINETUNE_DEFAULTS["lora" if lora is not None else "full"],
                                        **(train_overrides or {})})
@@ -236,11 +236,11 @@ def _resume(run, model_overrides, train_overrides, show_progress, log):
     if config["kind"] != "finetune" or config.get("legacy"):
         what = "a fine-tune written by nanoframe 0.1" if config.get("legacy") else f"a {config['kind']} run"
         raise CheckpointError(f"{run.root} is {what}: "
-                              + ("continue it with `nanoframe train --out ... --resume`" if config["kind"] == "pretrain"
+                              + ("resume it as a pretraining run" if config["kind"] == "pretrain"
                                  else "it cannot be resumed as a fine-tune"))
     if not run.list_checkpoints():
-        raise CheckpointError(f"--resume: {run.root} has no checkpoint yet (it was interrupted before the first); "
-                              "run the same command without --resume to start over")
+        raise CheckpointError(f"cannot resume {run.root}: it has no checkpoint yet (it was interrupted before the first); "
+                              "start it again from the beginning")
     changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)
     if changed:
         raise ConfigError(f"the run in {run.root} has another model config; cannot change {changed} on resume")
@@ -316,7 +316,7 @@ def merge(base, adapter, out, *, tokenizer=None, force=False, log=_log):
 
     out_run, adapter = Run(out), Path(adapter)
     if not out_run.is_empty():
-        raise CheckpointError(f"--out {out} exists and is not empty; choose a new folder for the merged model")
+        raise CheckpointError(f"{out} exists and is not empty; choose a new folder for the merged model")
     if adapter.is_file():
         lcfg, tensors, meta = read_adapter(adapter)
         recorded = meta.get("base_weights_sha256")
@@ -336,9 +336,9 @@ def merge(base, adapter, out, *, tokenizer=None, force=False, log=_log):
         model, tok, base_info = load_base(base, hf=hf, tokenizer=tokenizer if hf else None)
         if recorded and base_info["weights_sha256"] != recorded:
             if not force:
-                raise CheckpointError(f"--base {base} is not the base {adapter} was trained on (the SHA-256 of its "
-                                      "weights differs); pass --force to merge anyway")
-            log(f"warning: merging into another base than {adapter} was trained on (--force)")
+                raise CheckpointError(f"{base} is not the base {adapter} was trained on (the SHA-256 of its "
+                                      "weights differs); force the merge to do it anyway")
+            log(f"warning: merging into another base than {adapter} was trained on (forced)")
         apply_lora(model, **lcfg)
         load_adapter_tensors(model, tensors, str(adapter))
         merge_lora(model)

@@ -44,7 +44,7 @@ def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vo
     run.check_writable_target()
     with run:
         if run.list_checkpoints():
-            raise CheckpointError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
+            raise CheckpointError(f"{out} already holds a run: resume it, or choose another folder for a new run")
         run.reset()
         if data_dir is None:
             data_dir = run.own_data_dir
@@ -53,8 +53,8 @@ def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vo
                              data, vocab_size, show_progress, log)
             D.prepare(train, val, tok, data_dir, source, show_progress=show_progress)
         elif data or tokenizer is not None:
-            raise ConfigError("a prepared data folder carries its tokenizer: give --data-dir alone, "
-                              "without --data or --tokenizer")
+            raise ConfigError("a prepared data folder carries its tokenizer: give the data folder alone, "
+                              "without text files or a tokenizer")
         meta = D.load_meta(data_dir)
         tok_sha = run.install_tokenizer(D.tokens.tokenizer_path(data_dir, meta))
         tok = run.load_tokenizer()
@@ -70,15 +70,14 @@ def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vo
 
 def _resume(run, data_dir, model_overrides, train_overrides, show_progress, log):
     if not run.exists():
-        raise CheckpointError(f"--resume: {run.root} is not a nanoframe run")
+        raise CheckpointError(f"cannot resume {run.root}: it is not a nanoframe run")
     with run:
         config = run.read_config()
         if config["kind"] != "pretrain":
-            raise CheckpointError(f"{run.root} is a {config['kind']} run: continue it with "
-                                  f"`nanoframe finetune --out {run.root} --resume`")
+            raise CheckpointError(f"{run.root} is a {config['kind']} run: resume it as a fine-tune")
         if not run.list_checkpoints():
-            raise CheckpointError(f"--resume: {run.root} has no checkpoint yet (it was interrupted before the first); "
-                                  "run the same command without --resume to start over")
+            raise CheckpointError(f"cannot resume {run.root}: it has no checkpoint yet (it was interrupted before the first); "
+                                  "start it again from the beginning")
         if config.get("legacy"):
             config = migrate_legacy(run, config)
         changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)

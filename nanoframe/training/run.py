@@ -238,7 +238,7 @@ class Run:
         for c in candidates:
             if c.is_dir():
                 return c
-        raise DataError(f"the data folder of {self.root} ({data['dir']}) is gone; pass --data-dir to where it is now")
+        raise DataError(f"the data folder of {self.root} ({data['dir']}) is gone; give the data folder's new place to resume")
 
     def data_record(self, data_dir, kind, source=""):
         """config.json's "data" entry for a data folder: its path relative to the run (plus the
@@ -532,14 +532,3 @@ def _pid_lock(path):
         os.close(fd)
         return path
     raise RunLockedError(f"could not take the lock {path}")
-
-
-def interrupted_message(root, command):
-    """What to tell a user whose run was interrupted (Ctrl-C): how to continue."""
-    run = Run(root)
-    step = run.last_step() if run.root.is_dir() else None
-    if step is None:
-        return (f"interrupted before the first checkpoint of {root}: there is nothing to resume; "
-                "run the same command again to start over")
-    return f"interrupted; the last checkpoint of {root} is step {step}: continue with `{command} --out {root} --resume`"
-

@@ -133,9 +133,9 @@ def test_runs_of_the_other_kind_are_refused_with_the_right_command(base, tmp_pat
     assert _finetune(base, out, "full", "--max_iters", 3) == 0
     capsys.readouterr()
     msg = one_error_line(capsys, "train", "--out", out, "--resume", "--no-progress")   # was KeyError: 'data_dir'
-    assert "is a finetune run" in msg and "nanoframe finetune --out" in msg
+    assert "is a finetune run: resume it as a fine-tune" in msg
     msg = one_error_line(capsys, "finetune", "--out", base / "base", "--resume", "--no-progress")
-    assert "is a pretrain run" in msg and "nanoframe train" in msg
+    assert "is a pretrain run: resume it as a pretraining run" in msg
 
 
 def test_lora_merge_checks_the_base(base, tmp_path, capsys):
@@ -146,7 +146,7 @@ def test_lora_merge_checks_the_base(base, tmp_path, capsys):
     capsys.readouterr()
     for adapter in (lora, lora / "adapter.safetensors"):
         msg = one_error_line(capsys, "lora", "merge", "--base", other, "--adapter", adapter, "--out", tmp_path / "m")
-        assert "is not the base" in msg and "--force" in msg
+        assert "is not the base" in msg and "force the merge" in msg
         assert not (tmp_path / "m" / "config.json").exists()
     assert cli("lora", "merge", "--base", other, "--adapter", lora, "--out", tmp_path / "m", "--force") == 0
     assert cli("lora", "merge", "--base", base / "base", "--adapter", lora, "--out", tmp_path / "ok") == 0

@@ -227,7 +227,7 @@ def test_moved_shared_data_dir_is_given_again_on_resume(tmp_path, capsys):
                "--checkpoint_interval", 2, *TINY) == 0
     shutil.move(shared, tmp_path / "d2")
     capsys.readouterr()
-    assert "is gone; pass --data-dir" in one_error_line(capsys, "train", "--out", tmp_path / "run", "--resume", *TINY)
+    assert "is gone; give the data folder's new place" in one_error_line(capsys, "train", "--out", tmp_path / "run", "--resume", *TINY)
     assert cli("train", "--out", tmp_path / "run", "--resume", "--data-dir", tmp_path / "d2", "--max_iters", 6,
                *TINY) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["dir"] == os.path.join("..", "d2")

@@ -21,6 +21,7 @@ with tiktoken's "ranks" rule is written with one merge per token and ignore_merg
 
 import json
 
+from nanoframe.errors import TokenizerError
 from nanoframe.io import atomic_open
 from nanoframe.tokenizer import schema
 from nanoframe.tokenizer.formats import read_token, token_to_str
@@ -242,6 +243,13 @@ def write_tokenizer_json(path, tok):
     """Write BPETokenizer `tok` as a tokenizer.json."""
     special = sorted(tok.special_tokens.items(), key=lambda kv: kv[1])
     vocab = {token_to_str(t): i for t, i in sorted(tok.mergeable_ranks.items(), key=lambda kv: kv[1])}
+    # special tokens go into the vocab too (as GPT-2's file has <|endoftext|>): `tokenizers`
+    # keeps an added token's id only if the model's vocab has it
+    for text, i in special:
+        if text in vocab:
+            raise TokenizerError(f"special token {show(text)} (id {i}) is spelled like ordinary "
+                                 f"token {vocab[text]}; a tokenizer.json cannot hold both")
+        vocab[text] = i
     merges = [f"{token_to_str(l)} {token_to_str(r)}" for l, r in tok.merge_pairs()]
     ignore_merges = tok.ignore_merges if tok.merge_rule == "merges" else True
     data = {

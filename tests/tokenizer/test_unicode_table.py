@@ -55,13 +55,13 @@ def test_table_shape_and_lookup():
 
 
 def test_committed_table_is_the_generator_output():
-    """Needs unicodedata2 16.0.0 (pip install unicodedata2==16.0.0); skipped without it."""
+    """Needs unicodedataplus 16 (pip install unicodedataplus==16.0.0.post1); skipped without it."""
     try:
-        import unicodedata2
+        import unicodedataplus
     except ImportError:
-        pytest.skip("unicodedata2 not installed")
-    if unicodedata2.unidata_version != "16.0.0":
-        pytest.skip(f"unicodedata2 is Unicode {unicodedata2.unidata_version}, not 16.0.0")
+        pytest.skip("unicodedataplus not installed")
+    if unicodedataplus.unidata_version != "16.0.0":
+        pytest.skip(f"unicodedataplus is Unicode {unicodedataplus.unidata_version}, not 16.0.0")
     script = ROOT / "tests" / "tokenizer" / "generate_unicode_table.py"
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     table = ROOT / "nanoframe" / "tokenizer" / "unicode_table.py"

@@ -135,9 +135,9 @@ class BPETokenizer:
         pattern: the name of a built-in split pattern ("gpt2", "gpt4", "gpt4o", "llama3",
             "qwen2", "smollm2"; see `nanoframe.tokenizer.pretokenize`).
         special_tokens: dict str -> id, ids distinct from those in `ranks`.
-        merges: list of (left id, right id) pairs. With merge_rule "merges" the ordered merge
-            list that defines the encoding; with "ranks" optional, how each multi-byte token was
-            built (kept for export; derived from the ranks when absent).
+        merges: with merge_rule "merges", the ordered list of (left id, right id) pairs that
+            defines the encoding. Not used with "ranks", whose merges follow from the ranks
+            (see `merge_pairs`).
         merge_rule: "ranks" (tiktoken's) or "merges" (Hugging Face's); see the module docstring.
         ignore_merges: with merge_rule "merges", emit a chunk that is itself a token whole.
         normalizer: None or "nfc" (NFC exactly as `tokenizers` applies it).
@@ -153,15 +153,15 @@ class BPETokenizer:
         if normalizer is not None and normalizer not in NORMALIZERS:
             raise TokenizerError(f"normalizer must be None or one of {NORMALIZERS}, "
                                  f"got {normalizer!r}")
-        if merge_rule == "merges" and merges is None:
-            raise TokenizerError('merge_rule "merges" needs the merge list')
+        if (merge_rule == "merges") != (merges is not None):
+            raise TokenizerError('merge_rule "merges" needs the merge list, and only it takes one '
+                                 '(tiktoken\'s "ranks" rule derives the merges from the ranks)')
         self._ranks = ranks
         self._special = special_tokens
         self._decoder = {i: b for b, i in ranks.items()}
         self._decoder.update((i, s.encode("utf-8")) for s, i in special_tokens.items())
         self._vocab_size = max(self._decoder) + 1
-        self._merges = None if merges is None else _check_merges(merges, self._decoder, ranks,
-                                                                   merge_rule)
+        self._merges = None if merges is None else _check_merges(merges, self._decoder, ranks)
         self._merge_rule = merge_rule
         self._ignore_merges = bool(ignore_merges) and merge_rule == "merges"
         self._normalizer = normalizer
@@ -200,7 +200,8 @@ class BPETokenizer:
 
     @property
     def merges(self):
-        """The merge list [(left id, right id)] (a copy), or None if none was recorded."""
+        """The merge list [(left id, right id)] of the "merges" rule (a copy); None under
+        "ranks" (see `merge_pairs`)."""
         return None if self._merges is None else list(self._merges)
 
     @property
@@ -277,12 +278,12 @@ class BPETokenizer:
         words, freqs = count_chunks(text, pretok, special_tokens)
         n_merges = vocab_size - 256 - len(special_tokens)
         ranks, merges = learn_merges(words, freqs, n_merges, min_frequency, show_progress)
-        next_id = 256 + len(merges)
+        next_id = len(ranks)
         if len(merges) < n_merges:
             warnings.warn(f"training stopped after {len(merges)} of {n_merges} merges "
                           f"(no pair occurs at least min_frequency={min_frequency} times)")
         special = {s: next_id + k for k, s in enumerate(special_tokens)}
-        self.__init__(ranks, pretok.name, special, merges)
+        self.__init__(ranks, pretok.name, special)
         return self
 
     # ---- encoding ---------------------------------------------------------------------
@@ -450,25 +451,21 @@ class BPETokenizer:
 
     def merge_pairs(self):
         """The merges as [(left bytes, right bytes)]: the merge list under the "merges" rule;
-        under "ranks" one merge per multi-byte token in id order, the recorded one or else
-        tiktoken's canonical split (its bytes merged with lower ranks only)."""
+        under "ranks" one merge per multi-byte token in id order, tiktoken's canonical split
+        (the token's bytes merged with lower ranks only; for a trained tokenizer these are its
+        training merges). TokenizerError if a token has no such split."""
         decoder = self._decoder
         if self._merge_rule == "merges":
             return [(decoder[l], decoder[r]) for l, r in self._merges]
-        recorded = {self._ranks[decoder[l] + decoder[r]]: (l, r) for l, r in self._merges or ()}
         out = []
         for token, i in sorted(self._ranks.items(), key=lambda kv: kv[1]):
             if len(token) == 1:
                 continue
-            if i in recorded:
-                left, right = (decoder[j] for j in recorded[i])
-            else:
-                parts = _split_by_rank(token, self._ranks, i)
-                if len(parts) != 2:
-                    raise TokenizerError(f"token {i} ({token!r}) cannot be built by merging two "
-                                         "lower-ranked tokens, so it has no merge to write")
-                left, right = parts
-            out.append((left, right))
+            parts = _split_by_rank(token, self._ranks, i)
+            if len(parts) != 2:
+                raise TokenizerError(f"token {i} ({token!r}) cannot be built by merging two "
+                                     "lower-ranked tokens, so it has no merge to write")
+            out.append((parts[0], parts[1]))
         return out
 
 
@@ -503,10 +500,10 @@ def _check_vocab(ranks, special):
     schema.check_ids(ranks, special, "token ids")
 
 
-def _check_merges(merges, decoder, ranks, merge_rule):
+def _check_merges(merges, decoder, ranks):
     """The merges as a list of (left id, right id) tuples, each naming two ordinary tokens whose
-    concatenation is a token; under "ranks", at most one merge per token."""
-    out, built = [], set()
+    concatenation is a token."""
+    out = []
     try:
         merges = list(merges)
     except TypeError:
@@ -519,12 +516,7 @@ def _check_merges(merges, decoder, ranks, merge_rule):
         left, right = decoder.get(pair[0]), decoder.get(pair[1])
         if left is None or right is None or left not in ranks or right not in ranks:
             raise TokenizerError(f"merge {k}: {schema.show(pair)} does not name two ordinary tokens")
-        merged = ranks.get(left + right)
-        if merged is None:
+        if left + right not in ranks:
             raise TokenizerError(f"merge {k}: {schema.show(left + right)} is not a token")
-        if merge_rule == "ranks":
-            if merged in built:
-                raise TokenizerError(f"merge {k}: token {merged} has two merges")
-            built.add(merged)
         out.append((pair[0], pair[1]))
     return out

@@ -145,7 +145,8 @@ def read_nanoframe_file(path):
             if l not in id_to_token or r not in id_to_token or \
                     id_to_token.get(i) != id_to_token[l] + id_to_token[r]:
                 fail(path, field, f"merge {l} + {r} does not give token {i}")
-        merges = [(l, r) for _, l, r in merges]
+        # tiktoken's "ranks" rule derives its merges from the ranks (version 1 files list them)
+        merges = [(l, r) for _, l, r in merges] if options["merge_rule"] == "merges" else None
     return {"ranks": ranks, "pattern": pattern, "special": special, "merges": merges, **options}
 
 

@@ -497,7 +497,7 @@ def _check_vocab(ranks, special):
                              f"(first missing byte: {missing[0]})")
     for text in special:
         schema.expect_text("special_tokens", "special token", text)
-    schema.check_ids(ranks, special, "token ids")
+    schema.check_ids(ranks, special, "vocabulary")
 
 
 def _check_merges(merges, decoder, ranks):

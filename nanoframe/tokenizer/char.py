@@ -107,7 +107,8 @@ class CharTokenizer:
     def load(cls, path):
         """Read a file written by `save`; a bad file raises TokenizerError naming it and the field."""
         data = schema.expect(path, "", schema.read_json(path), "object")
-        if data.get("format") != FORMAT_NAME or data.get("version") != FORMAT_VERSION:
+        version = data.get("version")
+        if data.get("format") != FORMAT_NAME or type(version) is not int or version != FORMAT_VERSION:
             schema.fail(path, "format", f"not a {FORMAT_NAME} v{FORMAT_VERSION} file")
         chars = schema.expect(path, "chars", data.get("chars"), "array")
         if len(chars) > schema.MAX_VOCAB:

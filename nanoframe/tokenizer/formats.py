@@ -111,7 +111,8 @@ def read_nanoframe_file(path):
     from nanoframe.tokenizer.pretokenize import resolve_pattern
 
     data = expect(path, "", schema.read_json(path), "object")
-    if data.get("format") != FORMAT_NAME or data.get("version") not in (1, 2):
+    version = data.get("version")
+    if data.get("format") != FORMAT_NAME or type(version) is not int or version not in (1, 2):
         fail(path, "format", f"not a {FORMAT_NAME} file of version 1 or 2 (format "
                              f"{show(data.get('format'))}, version {show(data.get('version'))})")
     for key in ("pattern", "special_tokens", "vocab", "merges"):
@@ -168,7 +169,7 @@ def read_gpt2_files(encoder_json, vocab_bpe):
             by_token[str_to_token(key)] = i
         except KeyError:  # outside the byte alphabet: only a special token can be like that
             by_token[key] = i
-    merges, merged = [], set()
+    merges, merged, lines = [], set(), []
     for lineno, line in enumerate(schema.read_text(vocab_bpe).split("\n"), 1):
         line = line.rstrip("\r")
         if not line or (lineno == 1 and line.startswith("#version")):
@@ -185,6 +186,12 @@ def read_gpt2_files(encoder_json, vocab_bpe):
             fail(vocab_bpe, f"line {lineno}", f"bad merge {show(line)} (not two tokens of "
                                               f"{encoder_json} whose concatenation is one)")
         merged.add(left + right)
+        lines.append((lineno, left, right))
+    for lineno, left, right in lines:  # the parts of a merge are bytes or merge results
+        for part in (left, right):
+            if len(part) > 1 and part not in merged:
+                fail(vocab_bpe, f"line {lineno}", f"{show(token_to_str(part))} is neither a byte "
+                                                  "nor the result of a merge")
     ranks, special = {}, {}
     for token, i in by_token.items():
         if isinstance(token, bytes) and (len(token) == 1 or token in merged):

@@ -40,7 +40,9 @@ _SENTENCEPIECE = ("SentencePiece-style BPE (Metaspace / byte fallback, as in Lla
 
 
 def _type(obj):
-    return obj.get("type") if isinstance(obj, dict) else None
+    """The "type" of a config object, if it is one with a string type."""
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _describe(obj, depth=0):
@@ -177,7 +179,7 @@ def read_tokenizer_json(path):
     merge_rule="merges", ignore_merges, normalizer)."""
     data = expect(path, "", schema.read_json(path), "object")
     model = expect(path, "model", data.get("model"), "object")
-    kind = model.get("type", "BPE" if "merges" in model else None)
+    kind = _type(model) or ("BPE" if "type" not in model and "merges" in model else None)
     if kind in _UNSUPPORTED_MODELS:
         fail(path, "model.type", _UNSUPPORTED_MODELS[kind])
     if kind != "BPE":

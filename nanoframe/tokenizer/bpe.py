@@ -40,18 +40,14 @@ _NO_RANK = 1 << 62  # rank of a pair that does not merge
 _BYTE_TOKENS = [bytes([b]) for b in range(256)]
 
 
-def _pair(left, right):
-    """Key of a pair of parts under the "merges" rule (the "ranks" rule uses their concatenation)."""
-    return left, right
-
-
-def _merge_small(data, ranks, get, key):
-    """Merge the bytes of `data`: repeatedly the adjacent pair of parts with the lowest rank
-    `get(key(left, right), _NO_RANK)`, the leftmost among equal ranks (as tiktoken and
-    `tokenizers` do). Returns the ids of the parts. O(n^2) in C-speed list scans; best for the
-    short chunks of ordinary text."""
+def _merge_small(data, ranks, get, by_pair):
+    """Merge the bytes of `data`: repeatedly the adjacent pair of parts with the lowest rank,
+    the leftmost among equal ranks (as tiktoken and `tokenizers` do). A pair's rank is
+    get((left, right)) if `by_pair`, else get(left + right); None: it does not merge. Returns
+    the ids of the parts. O(n^2) in C-speed list scans; best for short chunks."""
     parts = list(map(_BYTE_TOKENS.__getitem__, data))
-    pair_ranks = list(map(get, map(key, parts, parts[1:]), repeat(_NO_RANK)))
+    pairs = zip(parts, parts[1:]) if by_pair else map(operator.add, parts, parts[1:])
+    pair_ranks = list(map(get, pairs, repeat(_NO_RANK)))
     while pair_ranks:
         best = min(pair_ranks)
         if best == _NO_RANK:
@@ -60,13 +56,15 @@ def _merge_small(data, ranks, get, key):
         parts[i:i + 2] = [parts[i] + parts[i + 1]]
         del pair_ranks[i]
         if i > 0:
-            pair_ranks[i - 1] = get(key(parts[i - 1], parts[i]), _NO_RANK)
+            left, right = parts[i - 1], parts[i]
+            pair_ranks[i - 1] = get((left, right) if by_pair else left + right, _NO_RANK)
         if i < len(pair_ranks):
-            pair_ranks[i] = get(key(parts[i], parts[i + 1]), _NO_RANK)
+            left, right = parts[i], parts[i + 1]
+            pair_ranks[i] = get((left, right) if by_pair else left + right, _NO_RANK)
     return list(map(ranks.__getitem__, parts))
 
 
-def _merge_long(data, ranks, get, key):
+def _merge_long(data, ranks, get, by_pair):
     """Same result as `_merge_small` in O(n log n): a heap of (rank, start) over a linked list.
 
     Parts are identified by their start offset; nxt[s] is the start of the next part (n at
@@ -79,7 +77,7 @@ def _merge_long(data, ranks, get, key):
     alive = [True] * n
 
     def rank(i, j, k):  # rank of the parts data[i:j] + data[j:k], or None
-        return get(key(data[i:j], data[j:k]))
+        return get((data[i:j], data[j:k]) if by_pair else data[i:k])
 
     heap = [(r, i) for i in range(n - 1) if (r := rank(i, i + 1, i + 2)) is not None]
     heapq.heapify(heap)
@@ -117,9 +115,9 @@ def encode_chunk(data, ranks, pair_ranks=None, whole=True):
         token = ranks.get(data)
         if token is not None:
             return [token]
-    get, key = (ranks.get, operator.add) if pair_ranks is None else (pair_ranks.get, _pair)
+    by_pair = pair_ranks is not None
     merge = _merge_small if len(data) <= _LONG_CHUNK else _merge_long
-    return merge(data, ranks, get, key)
+    return merge(data, ranks, pair_ranks.get if by_pair else ranks.get, by_pair)
 
 
 class BPETokenizer:

@@ -65,16 +65,14 @@ def read_json(path):
         fail(path, "", f"invalid JSON value ({err})")
 
 
+_JSON_TYPES = {"int": int, "str": str, "bool": bool, "object": dict, "array": list,
+               "null": type(None)}
+
+
 def expect(path, field, value, kind):
     """`value` if it has JSON type `kind` ("int", "str", "bool", "object", "array", "null");
     ints exclude bools (true is not 1)."""
-    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-          "str": lambda v: isinstance(v, str),
-          "bool": lambda v: isinstance(v, bool),
-          "object": lambda v: isinstance(v, dict),
-          "array": lambda v: isinstance(v, list),
-          "null": lambda v: v is None}[kind](value)
-    if not ok:
+    if type(value) is not _JSON_TYPES[kind]:  # exact types: json.loads makes no subclasses
         fail(path, field, f"expected {kind}, got {type(value).__name__} {show(value)}")
     return value
 

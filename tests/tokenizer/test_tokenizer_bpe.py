@@ -1,6 +1,5 @@
 """BPETokenizer: training, encoding, decoding, special tokens, errors, save/load."""
 
-import operator
 import random
 import time
 import warnings
@@ -13,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nanoframe.tokenizer import BPETokenizer
-from nanoframe.tokenizer.bpe import _merge_long, _merge_small, _pair
+from nanoframe.tokenizer.bpe import _merge_long, _merge_small
 from nanoframe.tokenizer.pretokenize import PATTERNS, Pretokenizer
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -141,9 +140,9 @@ def test_long_merge_equals_small_merge(tok, data):
     # the "merges" rule with the merges listed backwards: a different order
     pair_ranks = {pair: k for k, pair in enumerate(tok.merge_pairs()[::-1])}
     runs = data[:1] * len(data)  # equal-rank ties
-    for get, key in [(ranks.get, operator.add), (pair_ranks.get, _pair)]:
-        assert _merge_long(data, ranks, get, key) == _merge_small(data, ranks, get, key)
-        assert _merge_long(runs, ranks, get, key) == _merge_small(runs, ranks, get, key)
+    for get, by_pair in [(ranks.get, False), (pair_ranks.get, True)]:
+        assert _merge_long(data, ranks, get, by_pair) == _merge_small(data, ranks, get, by_pair)
+        assert _merge_long(runs, ranks, get, by_pair) == _merge_small(runs, ranks, get, by_pair)
 
 
 def test_one_megabyte_without_spaces(tok):

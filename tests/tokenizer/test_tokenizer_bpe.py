@@ -1,5 +1,6 @@
 """BPETokenizer: training, encoding, decoding, special tokens, errors, save/load."""
 
+import json
 import random
 import time
 import warnings
@@ -253,3 +254,19 @@ def test_trained_tokenizer_matches_tiktoken_on_held_out_text(pattern):
     text += " Ünïcödé 日本語 🙂🙂 \u00a0\u2028 12345678 ſ'S'T\r\n"
     assert tok.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
     assert tok.encode_ordinary(text) == enc.encode_ordinary(text)
+
+
+def test_version_1_files_still_load(tok, tmp_path):
+    """Version 1 stored the pattern as its tiktoken regex and listed the training merges."""
+    from nanoframe.tokenizer.formats import token_to_str
+    from nanoframe.tokenizer.pretokenize import GPT2_PATTERN
+    ranks = tok.mergeable_ranks
+    merges = [[ranks[l + r], ranks[l], ranks[r]] for l, r in tok.merge_pairs()]
+    v1 = {"format": "nanoframe.BPETokenizer", "version": 1, "pattern": GPT2_PATTERN,
+          "special_tokens": tok.special_tokens, "merges": merges,
+          "vocab": {token_to_str(t): i for t, i in ranks.items()}}
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(v1), encoding="utf-8")
+    loaded = BPETokenizer.load(path)
+    assert loaded.pattern == "gpt2" and loaded.merge_rule == "ranks"
+    assert loaded.mergeable_ranks == ranks and loaded.encode(SAMPLE) == tok.encode(SAMPLE)

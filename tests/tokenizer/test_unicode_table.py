@@ -31,7 +31,7 @@ def test_every_code_point_matches_tiktoken(name):
     assert set(map(ord, members)) == ours(name)
 
 
-@pytest.mark.parametrize("name", ["L", "Lm", "M", "N"])
+@pytest.mark.parametrize("name", ["L", "M", "N"])
 def test_every_code_point_matches_tokenizers(name):
     tokenizers = pytest.importorskip("tokenizers")
     split = tokenizers.pre_tokenizers.Split(tokenizers.Regex(rf"\p{{{name}}}"),

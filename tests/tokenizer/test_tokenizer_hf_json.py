@@ -193,3 +193,27 @@ def test_unsupported_kinds_are_refused_in_one_line(tmp_path):
         path.write_text(json.dumps(mutated), encoding="utf-8")
         refused(path, words[name])
     assert Regex  # (imported with the others for the Split cases above)
+
+
+def test_a_pair_listed_twice_keeps_its_last_position(tmp_path):
+    """As in `tokenizers`, whose merge map is built by inserting the list in order."""
+    from nanoframe.tokenizer.formats import token_to_str
+    from nanoframe.tokenizer.hf_json import pre_tokenizer_config
+    vocab = {token_to_str(bytes([b])): b for b in range(256)}
+    vocab.update({"ab": 256, "bc": 257, "abc": 258})
+    byte_level = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                  "use_regex": True}
+    for merges in (["a b", "b c", "ab c", "a b"], ["b c", "a b", "b c", "a bc"]):
+        data = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+                "normalizer": None, "pre_tokenizer": pre_tokenizer_config("gpt2"),
+                "post_processor": None, "decoder": byte_level,
+                "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                          "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                          "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                          "vocab": vocab, "merges": merges}}
+        path = tmp_path / "dup.json"
+        path.write_text(json.dumps(data), encoding="utf-8")
+        hf = tokenizers.Tokenizer.from_file(str(path))
+        ours = BPETokenizer.from_tokenizer_json(path)
+        for text in ["abc", "abcabc", "xabcbc", "bcab"]:
+            assert ours.encode(text) == hf_ids(hf, text)

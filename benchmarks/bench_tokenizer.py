@@ -1,5 +1,6 @@
 """BPE tokenizer benchmark: nanoframe vs Hugging Face `tokenizers` (training) and tiktoken
-(encoding with the same ranks), on tiny shakespeare by default.
+(encoding with the same ranks), on tiny shakespeare by default; and encoding with Hugging Face's
+merge rule (a tokenizer.json) vs `tokenizers` itself.
 
     python benchmarks/bench_tokenizer.py [--data PATH] [--vocab-size 4096] [--markdown]
 
@@ -7,17 +8,22 @@ Training times are wall-clock seconds of one run each; HF runs in a subprocess (
 RAYON_NUM_THREADS takes effect) with one thread and with its default thread count.
 Encoding throughput is the best of 3 runs of `encode_ordinary` on the whole text; "cold"
 uses a fresh tokenizer each run (empty chunk cache), "warm" encodes the text a second time.
-The script asserts that nanoframe and tiktoken produce identical ids.
+The "tokenizer.json" rows encode with the trained tokenizer written as a tokenizer.json and
+read back ("merges" rule, ignore_merges), against `tokenizers` encoding the text in one call
+(one thread: RAYON_NUM_THREADS is not set, but one text is one sequence).
+The script asserts that nanoframe, tiktoken and `tokenizers` produce identical ids.
 """
 
 import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from nanoframe.tokenizer import BPETokenizer
+from nanoframe.tokenizer.pretokenize import PATTERNS
 
 DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DEFAULT_DATA = DATA_DIR / "tinyshakespeare.txt"
@@ -60,6 +66,27 @@ def best_of(n, fn):
     return best, result
 
 
+def hf_rule_rows(tok, text, mb, log):
+    """Encoding rows for the "merges" rule: tok written as tokenizer.json and read back."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tokenizer.json"
+        tok.save_tokenizer_json(path)
+        cold, ids = best_of(3, lambda: BPETokenizer.from_tokenizer_json(path).encode_ordinary(text))
+        hf_tok = BPETokenizer.from_tokenizer_json(path)
+        warm, _ = best_of(3, lambda: hf_tok.encode_ordinary(text))
+        try:
+            import tokenizers
+        except ImportError:
+            log("(tokenizers not installed: no tokenizer.json comparison)")
+            return [("tokenizer.json encoding, MB/s, cold cache", mb / cold, None, "MB/s")]
+        hf = tokenizers.Tokenizer.from_file(str(path))
+        hf_time, hf_ids = best_of(3, lambda: hf.encode(text, add_special_tokens=False).ids)
+    assert hf_ids == ids, "nanoframe and tokenizers ids differ"
+    log(f"ids identical to tokenizers: {len(ids)} tokens")
+    return [("tokenizer.json encoding, MB/s, cold cache (vs tokenizers)", mb / cold, mb / hf_time, "MB/s"),
+            ("tokenizer.json encoding, MB/s, warm cache (vs tokenizers)", mb / warm, mb / hf_time, "MB/s")]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="UTF-8 text file")
@@ -93,13 +120,15 @@ def main():
         log("(tiktoken not installed: no encoding comparison)")
     tt = None
     if tiktoken is not None:
-        enc = tiktoken.Encoding("bench", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+        enc = tiktoken.Encoding("bench", pat_str=PATTERNS[pattern], mergeable_ranks=ranks,
+                                special_tokens={})
         tt_time, tt_ids = best_of(3, lambda: enc.encode_ordinary(text))
         assert tt_ids == ids, "nanoframe and tiktoken ids differ"
         log(f"ids identical to tiktoken: {len(ids)} tokens")
         tt = mb / tt_time
     rows += [("encoding, MB/s, cold cache (vs tiktoken)", mb / cold, tt, "MB/s"),
              ("encoding, MB/s, warm cache (vs tiktoken)", mb / warm, tt, "MB/s")]
+    rows += hf_rule_rows(tok, text, mb, log)
 
     print(f"| {args.data.name}, vocab {args.vocab_size} | nanoframe | reference | "
           "ratio nanoframe/reference |")

@@ -1,64 +1,70 @@
-"""Byte-level BPE tokenizer (GPT-2 / GPT-4 style) with tiktoken's encoding semantics.
+"""Byte-level BPE tokenizer (GPT-2, GPT-4, Llama 3, Qwen2, SmolLM2 style).
 
 The vocabulary is a map `ranks: bytes -> id` that holds all 256 single bytes, plus special
-tokens (str -> id) outside it. Encoding splits text into chunks with the pattern, then merges
-the bytes of each chunk by rank, lowest first, as tiktoken does: the rank of a pair of
-adjacent parts is the id of their concatenation, and a chunk that is itself a token is
-emitted whole. Ids of trained tokenizers are: byte b -> b, merges -> 256, 257, ... in
-training order, then the special tokens.
+tokens (str -> id) outside it. Encoding cuts the text at the allowed special tokens, normalizes
+the pieces (only tokenizers read from a tokenizer.json with an NFC normalizer), splits them into
+chunks with a built-in pattern, then merges the bytes of each chunk by one of two rules:
+
+- "ranks", tiktoken's: merge the adjacent pair of parts whose concatenation is the token with
+  the lowest id (leftmost first), until no pair is a token; a chunk that is itself a token is
+  emitted whole. Trained tokenizers and tiktoken files use it.
+- "merges", the BPE model of Hugging Face `tokenizers`: merge the adjacent pair that comes
+  first in an ordered merge list (leftmost first), until none is in the list; with
+  `ignore_merges` (Llama 3 sets it) a chunk that is itself a token is emitted whole.
+  tokenizer.json, vocab.json + merges.txt and encoder.json + vocab.bpe files use it.
+
+Both are one loop (`_merge_small`, `_merge_long`) with a different rank of a pair of parts.
+Ids of trained tokenizers are: byte b -> b, merges -> 256, 257, ... in training order, then
+the special tokens.
 """
 
+import functools
 import heapq
 import operator
 import re
 import warnings
-from collections import Counter
 from itertools import repeat
 
-from tqdm import tqdm
-
-from nanoframe.tokenizer import formats
+from nanoframe.errors import TokenizerError
+from nanoframe.tokenizer import formats, schema
+from nanoframe.tokenizer.bpe_train import count_chunks, learn_merges
+from nanoframe.tokenizer.normalize import NORMALIZERS, fix_surrogates, nfc
 from nanoframe.tokenizer.pretokenize import Pretokenizer
 
 ENDOFTEXT = "<|endoftext|>"
-_SURROGATE = re.compile("[\ud800-\udfff]")
+MERGE_RULES = ("ranks", "merges")
 _CACHE_MAX = 1 << 18  # chunk-cache entries before the cache is cleared
 _CACHE_CHUNK_MAX = 128  # longer chunks are not cached
 _LONG_CHUNK = 256  # chunks with more bytes use the O(n log n) heap merge
-_NO_RANK = 1 << 62  # rank of a pair that is not a token
+_NO_RANK = 1 << 62  # rank of a pair that does not merge
 _BYTE_TOKENS = [bytes([b]) for b in range(256)]
 
 
-def fix_surrogates(text):
-    """Replace surrogates as tiktoken does: pairs become their character, lone ones U+FFFD."""
-    if _SURROGATE.search(text):
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
-
-
-def _merge_small(data, ranks):
-    """tiktoken's byte-pair merge: repeatedly merge the lowest-ranked adjacent pair.
-
-    O(n^2) in C-speed list scans; best for the short chunks of ordinary text.
-    """
+def _merge_small(data, ranks, get, by_pair):
+    """Merge the bytes of `data`: repeatedly the adjacent pair of parts with the lowest rank,
+    the leftmost among equal ranks (as tiktoken and `tokenizers` do). A pair's rank is
+    get((left, right)) if `by_pair`, else get(left + right); None: it does not merge. Returns
+    the ids of the parts. O(n^2) in C-speed list scans; best for short chunks."""
     parts = list(map(_BYTE_TOKENS.__getitem__, data))
-    get = ranks.get
-    pair_ranks = list(map(get, map(operator.add, parts, parts[1:]), repeat(_NO_RANK)))
+    pairs = zip(parts, parts[1:]) if by_pair else map(operator.add, parts, parts[1:])
+    pair_ranks = list(map(get, pairs, repeat(_NO_RANK)))
     while pair_ranks:
         best = min(pair_ranks)
         if best == _NO_RANK:
             break
-        i = pair_ranks.index(best)  # leftmost among equal ranks, like tiktoken
+        i = pair_ranks.index(best)
         parts[i:i + 2] = [parts[i] + parts[i + 1]]
         del pair_ranks[i]
         if i > 0:
-            pair_ranks[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
+            left, right = parts[i - 1], parts[i]
+            pair_ranks[i - 1] = get((left, right) if by_pair else left + right, _NO_RANK)
         if i < len(pair_ranks):
-            pair_ranks[i] = get(parts[i] + parts[i + 1], _NO_RANK)
+            left, right = parts[i], parts[i + 1]
+            pair_ranks[i] = get((left, right) if by_pair else left + right, _NO_RANK)
     return list(map(ranks.__getitem__, parts))
 
 
-def _merge_long(data, ranks):
+def _merge_long(data, ranks, get, by_pair):
     """Same result as `_merge_small` in O(n log n): a heap of (rank, start) over a linked list.
 
     Parts are identified by their start offset; nxt[s] is the start of the next part (n at
@@ -69,24 +75,27 @@ def _merge_long(data, ranks):
     nxt = list(range(1, n + 1))
     prv = list(range(-1, n - 1))
     alive = [True] * n
-    get = ranks.get
-    heap = [(r, i) for i in range(n - 1) if (r := get(data[i:i + 2])) is not None]
+
+    def rank(i, j, k):  # rank of the parts data[i:j] + data[j:k], or None
+        return get((data[i:j], data[j:k]) if by_pair else data[i:k])
+
+    heap = [(r, i) for i in range(n - 1) if (r := rank(i, i + 1, i + 2)) is not None]
     heapq.heapify(heap)
     while heap:
         r, i = heapq.heappop(heap)
         if not alive[i] or nxt[i] >= n:
             continue
         j = nxt[i]
-        if get(data[i:nxt[j]]) != r:
+        if rank(i, j, nxt[j]) != r:
             continue  # stale entry
         alive[j] = False
         k = nxt[i] = nxt[j]
         if k < n:
             prv[k] = i
-            if (rr := get(data[i:nxt[k]])) is not None:
+            if (rr := rank(i, k, nxt[k])) is not None:
                 heapq.heappush(heap, (rr, i))
         p = prv[i]
-        if p >= 0 and (rr := get(data[p:k])) is not None:
+        if p >= 0 and (rr := rank(p, i, k)) is not None:
             heapq.heappush(heap, (rr, p))
     out, i = [], 0
     while i < n:
@@ -95,48 +104,103 @@ def _merge_long(data, ranks):
     return out
 
 
-def encode_chunk(data, ranks):
-    """Token ids of one chunk (bytes) under `ranks`, exactly as tiktoken encodes a piece."""
-    token = ranks.get(data)
-    if token is not None:
-        return [token]
-    return _merge_small(data, ranks) if len(data) <= _LONG_CHUNK else _merge_long(data, ranks)
+def encode_chunk(data, ranks, pair_ranks=None, whole=True):
+    """Token ids of one chunk (bytes).
+
+    pair_ranks None: tiktoken's rule (the rank of a pair is the id of its concatenation in
+    `ranks`). Otherwise {(left bytes, right bytes): position in the merge list}, the rule of
+    `tokenizers`. `whole`: a chunk that is itself a token is emitted as that token.
+    """
+    if whole:
+        token = ranks.get(data)
+        if token is not None:
+            return [token]
+    by_pair = pair_ranks is not None
+    merge = _merge_small if len(data) <= _LONG_CHUNK else _merge_long
+    return merge(data, ranks, pair_ranks.get if by_pair else ranks.get, by_pair)
 
 
 class BPETokenizer:
     """Byte-level BPE tokenizer: train, encode, decode, save and load.
 
-    Build one with `BPETokenizer().train(...)`, `BPETokenizer.load(path)`,
-    `BPETokenizer.from_gpt2_files(...)` or `BPETokenizer.from_tiktoken_file(...)`.
+    Build one with `BPETokenizer().train(...)`, `BPETokenizer.load(path)` (nanoframe's JSON),
+    `from_tokenizer_json(path)` (Hugging Face), `from_gpt2_files(...)` or
+    `from_tiktoken_file(...)`; `nanoframe.tokenizer.load_tokenizer` picks the right one.
     A new tokenizer holds only the 256 byte tokens (byte b has id b).
 
     Args:
-        ranks: dict bytes -> id of the mergeable tokens; must contain all 256 single bytes.
-        pattern: "gpt2", "gpt4" or a regex in tiktoken syntax used to split text.
+        ranks: dict bytes -> id of the ordinary tokens; must contain all 256 single bytes.
+        pattern: the name of a built-in split pattern ("gpt2", "gpt4", "gpt4o", "llama3",
+            "qwen2", "smollm2"; see `nanoframe.tokenizer.pretokenize`).
         special_tokens: dict str -> id, ids distinct from those in `ranks`.
-        merges: optional dict merged id -> (left id, right id), how each multi-byte token
-            was built; kept for GPT-2 export (derived from the ranks when absent).
+        merges: with merge_rule "merges", the ordered list of (left id, right id) pairs that
+            defines the encoding. Not used with "ranks", whose merges follow from the ranks
+            (see `merge_pairs`).
+        merge_rule: "ranks" (tiktoken's) or "merges" (Hugging Face's); see the module docstring.
+        ignore_merges: with merge_rule "merges", emit a chunk that is itself a token whole.
+        normalizer: None or "nfc" (NFC exactly as `tokenizers` applies it).
     """
 
-    def __init__(self, ranks=None, pattern="gpt2", special_tokens=None, merges=None):
+    def __init__(self, ranks=None, pattern="gpt2", special_tokens=None, merges=None, *,
+                 merge_rule="ranks", ignore_merges=False, normalizer=None):
         ranks = {bytes([b]): b for b in range(256)} if ranks is None else dict(ranks)
         special_tokens = dict(special_tokens or {})
         _check_vocab(ranks, special_tokens)
+        if merge_rule not in MERGE_RULES:
+            raise TokenizerError(f"merge_rule must be one of {MERGE_RULES}, got {merge_rule!r}")
+        if normalizer is not None and normalizer not in NORMALIZERS:
+            raise TokenizerError(f"normalizer must be None or one of {NORMALIZERS}, "
+                                 f"got {normalizer!r}")
+        if (merge_rule == "merges") != (merges is not None):
+            raise TokenizerError('merge_rule "merges" needs the merge list, and only it takes one '
+                                 '(tiktoken\'s "ranks" rule derives the merges from the ranks)')
         self._ranks = ranks
         self._special = special_tokens
-        self._merges = dict(merges) if merges is not None else None
         self._decoder = {i: b for b, i in ranks.items()}
         self._decoder.update((i, s.encode("utf-8")) for s, i in special_tokens.items())
         self._vocab_size = max(self._decoder) + 1
+        self._merges = None if merges is None else _check_merges(merges, self._decoder, ranks)
+        self._merge_rule = merge_rule
+        self._ignore_merges = bool(ignore_merges) and merge_rule == "merges"
+        self._normalizer = normalizer
         self._pretok = Pretokenizer(pattern)
+        if merge_rule == "ranks":
+            self._encode_chunk = functools.partial(encode_chunk, ranks=ranks)
+        else:  # a pair listed twice keeps its last position, as in `tokenizers`
+            decoder = self._decoder
+            pair_ranks = {(decoder[l], decoder[r]): k for k, (l, r) in enumerate(self._merges)}
+            self._encode_chunk = functools.partial(encode_chunk, ranks=ranks,
+                                                   pair_ranks=pair_ranks,
+                                                   whole=self._ignore_merges)
         self._cache = {}
         self._special_regex_cache = {}
 
     # ---- properties -------------------------------------------------------------------
     @property
     def pattern(self):
-        """The split regex, in tiktoken syntax (usable as tiktoken's `pat_str`)."""
-        return self._pretok.pattern
+        """The name of the built-in split pattern ("gpt2", "gpt4", ...)."""
+        return self._pretok.name
+
+    @property
+    def merge_rule(self):
+        """"ranks" (tiktoken's rule) or "merges" (Hugging Face's)."""
+        return self._merge_rule
+
+    @property
+    def ignore_merges(self):
+        """With merge_rule "merges": whether a chunk that is a token is emitted whole."""
+        return self._ignore_merges
+
+    @property
+    def normalizer(self):
+        """None or "nfc"."""
+        return self._normalizer
+
+    @property
+    def merges(self):
+        """The merge list [(left id, right id)] of the "merges" rule (a copy); None under
+        "ranks" (see `merge_pairs`)."""
+        return None if self._merges is None else list(self._merges)
 
     @property
     def vocab_size(self):
@@ -180,17 +244,19 @@ class BPETokenizer:
 
     def __repr__(self):
         return (f"BPETokenizer(vocab_size={self.vocab_size}, "
-                f"special_tokens={len(self._special)}, pattern={self.pattern!r})")
+                f"special_tokens={len(self._special)}, pattern={self.pattern!r}, "
+                f"merge_rule={self.merge_rule!r})")
 
     # ---- training ---------------------------------------------------------------------
     def train(self, text, vocab_size, pattern="gpt2", special_tokens=(), min_frequency=1,
               show_progress=True):
         """Learn merges from `text` (a str or an iterable of str) until `vocab_size` tokens.
 
-        Replaces the current vocabulary. `vocab_size` counts the 256 byte tokens, the merges
-        and `special_tokens` (a sequence of str, given the last ids; their text is cut out of
-        the training data). Pairs seen fewer than `min_frequency` times are not merged, so
-        the vocabulary can end up smaller (a warning says so).
+        Replaces the current vocabulary (the result uses tiktoken's "ranks" rule, no
+        normalizer). `vocab_size` counts the 256 byte tokens, the merges and
+        `special_tokens` (a sequence of str, given the last ids; their text is cut out of the
+        training data). Pairs seen fewer than `min_frequency` times are not merged, so the
+        vocabulary can end up smaller (a warning says so).
 
         Chunks are counted once; pair counts are kept incrementally and only the chunks a
         merge touches are updated. The most frequent pair is merged next; ties go to the
@@ -204,16 +270,18 @@ class BPETokenizer:
         if vocab_size < 256 + len(special_tokens):
             raise ValueError(f"vocab_size={vocab_size} is too small: it must be at least 256 "
                              f"(byte tokens) + {len(special_tokens)} (special tokens)")
+        if vocab_size > schema.MAX_VOCAB:
+            raise ValueError(f"vocab_size={vocab_size} is above the maximum {schema.MAX_VOCAB}")
         pretok = Pretokenizer(pattern)
-        words, freqs = _count_chunks(text, pretok, special_tokens)
+        words, freqs = count_chunks(text, pretok, special_tokens)
         n_merges = vocab_size - 256 - len(special_tokens)
-        ranks, merges = _learn_merges(words, freqs, n_merges, min_frequency, show_progress)
-        next_id = 256 + len(merges)
+        ranks, merges = learn_merges(words, freqs, n_merges, min_frequency, show_progress)
+        next_id = len(ranks)
         if len(merges) < n_merges:
             warnings.warn(f"training stopped after {len(merges)} of {n_merges} merges "
                           f"(no pair occurs at least min_frequency={min_frequency} times)")
         special = {s: next_id + k for k, s in enumerate(special_tokens)}
-        self.__init__(ranks, pretok.pattern, special, merges)
+        self.__init__(ranks, pretok.name, special)
         return self
 
     # ---- encoding ---------------------------------------------------------------------
@@ -222,15 +290,17 @@ class BPETokenizer:
         return self._encode_ordinary(fix_surrogates(text))
 
     def _encode_ordinary(self, text):
+        if self._normalizer is not None:
+            text = nfc(text)
         cache = self._cache
         get = cache.get
-        ranks = self._ranks
+        encode = self._encode_chunk
         out = []
         extend = out.extend
         for chunk in self._pretok.split(text):
             ids = get(chunk)
             if ids is None:
-                ids = encode_chunk(chunk.encode("utf-8"), ranks)
+                ids = encode(chunk.encode("utf-8"))
                 if len(chunk) <= _CACHE_CHUNK_MAX:
                     if len(cache) >= _CACHE_MAX:
                         cache.clear()
@@ -246,6 +316,9 @@ class BPETokenizer:
             text is encoded as ordinary text and nothing raises).
         disallowed_special: "all" (every special token not allowed) or a collection; text
             matching a disallowed special token raises ValueError.
+
+        With allowed_special="all" the ids are those of `tokenizers`' `encode(text,
+        add_special_tokens=False)` for a tokenizer read from a tokenizer.json.
         """
         text = fix_surrogates(text)
         if allowed_special == "none":
@@ -290,7 +363,7 @@ class BPETokenizer:
     def _special_regex(self, tokens):
         key = frozenset(tokens)
         regex = self._special_regex_cache.get(key)
-        if regex is None:  # longest first, so a special that prefixes another loses
+        if regex is None:  # longest first: leftmost-longest, as `tokenizers` matches them
             alternatives = sorted(key, key=lambda s: (-len(s), s))
             regex = re.compile("|".join(map(re.escape, alternatives)))
             self._special_regex_cache[key] = regex
@@ -313,25 +386,43 @@ class BPETokenizer:
 
     # ---- files ------------------------------------------------------------------------
     def save(self, path):
-        """Write the tokenizer as readable JSON (tokens in GPT-2's byte-to-unicode spelling)."""
+        """Write the tokenizer as nanoframe's readable JSON (tokens in GPT-2's byte-to-unicode
+        spelling); `load` reads it back exactly."""
         formats.write_nanoframe_file(path, self._ranks, self.pattern, self._special,
-                                     self._merges)
+                                     self._merges, self._merge_rule, self._ignore_merges,
+                                     self._normalizer)
 
     @classmethod
     def load(cls, path):
-        """Read a file written by `save`; a corrupt file raises ValueError naming it."""
-        ranks, pattern, special, merges = formats.read_nanoframe_file(path)
-        return cls._from_file_parts(path, ranks, pattern, special, merges)
+        """Read a file written by `save`; a bad file raises TokenizerError naming it."""
+        parts = formats.read_nanoframe_file(path)
+        return cls._from_file_parts(path, **parts)
+
+    @classmethod
+    def from_tokenizer_json(cls, path):
+        """Load a Hugging Face tokenizer.json of a byte-level BPE tokenizer (GPT-2, Llama 3,
+        Qwen2, SmolLM2 style); anything else is refused with a TokenizerError naming what is
+        unsupported. Ids are those of `tokenizers` (see `encode`)."""
+        from nanoframe.tokenizer import hf_json
+        return cls._from_file_parts(path, **hf_json.read_tokenizer_json(path))
+
+    def save_tokenizer_json(self, path):
+        """Write a Hugging Face tokenizer.json that `tokenizers` loads and encodes with the
+        same ids (tiktoken-rule tokenizers are written with their merges and ignore_merges)."""
+        from nanoframe.tokenizer import hf_json
+        hf_json.write_tokenizer_json(path, self)
 
     @classmethod
     def from_gpt2_files(cls, encoder_json, vocab_bpe, pattern="gpt2"):
-        """Load OpenAI / Hugging Face GPT-2 files (encoder.json, vocab.bpe).
+        """Load OpenAI / Hugging Face GPT-2 files (encoder.json + vocab.bpe, or vocab.json +
+        merges.txt), with the "merges" rule those files have in `tokenizers`.
 
         Token ids are taken from encoder.json; entries that are neither single bytes nor
         merges of vocab.bpe are special tokens (GPT-2: "<|endoftext|>" = 50256).
         """
         ranks, special, merges = formats.read_gpt2_files(encoder_json, vocab_bpe)
-        return cls._from_file_parts(encoder_json, ranks, pattern, special, merges)
+        return cls._from_file_parts(encoder_json, ranks, pattern, special, merges,
+                                    merge_rule="merges")
 
     @classmethod
     def from_tiktoken_file(cls, path, pattern="gpt2", special_tokens=None):
@@ -340,37 +431,39 @@ class BPETokenizer:
         return cls._from_file_parts(path, ranks, pattern, special_tokens or {}, None)
 
     @classmethod
-    def _from_file_parts(cls, path, ranks, pattern, special, merges):
+    def _from_file_parts(cls, path, ranks, pattern, special, merges, **options):
         try:
-            return cls(ranks, pattern, special, merges)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            return cls(ranks, pattern, special, merges, **options)
+        except TokenizerError as err:
+            raise TokenizerError(f"{path}: {err}") from None
 
     def save_gpt2_files(self, encoder_json, vocab_bpe):
         """Write encoder.json (all tokens, specials included) and vocab.bpe (the merges)."""
         formats.write_gpt2_files(encoder_json, vocab_bpe, self._ranks, self._special,
-                                 self._merge_list())
+                                 self.merge_pairs())
 
     def save_tiktoken_file(self, path):
         """Write the mergeable ranks in tiktoken's base64 format (special tokens are not
         part of that format: pass `special_tokens` again when loading)."""
         formats.write_tiktoken_file(path, self._ranks)
 
-    def _merge_list(self):
-        """[(left bytes, right bytes)] for every multi-byte token, in id order."""
+    def merge_pairs(self):
+        """The merges as [(left bytes, right bytes)]: the merge list under the "merges" rule;
+        under "ranks" one merge per multi-byte token in id order, tiktoken's canonical split
+        (the token's bytes merged with lower ranks only; for a trained tokenizer these are its
+        training merges). TokenizerError if a token has no such split."""
+        decoder = self._decoder
+        if self._merge_rule == "merges":
+            return [(decoder[l], decoder[r]) for l, r in self._merges]
         out = []
         for token, i in sorted(self._ranks.items(), key=lambda kv: kv[1]):
             if len(token) == 1:
                 continue
-            if self._merges is not None and i in self._merges:
-                left, right = (self._decoder[j] for j in self._merges[i])
-            else:  # tiktoken's canonical split: merge the token's bytes with lower ranks only
-                parts = _split_by_rank(token, self._ranks, i)
-                if len(parts) != 2:
-                    raise ValueError(f"token {i} ({token!r}) cannot be built by merging two "
-                                     "lower-ranked tokens, so it has no GPT-2 merge")
-                left, right = parts
-            out.append((left, right))
+            parts = _split_by_rank(token, self._ranks, i)
+            if len(parts) != 2:
+                raise TokenizerError(f"token {i} ({token!r}) cannot be built by merging two "
+                                     "lower-ranked tokens, so it has no merge to write")
+            out.append((parts[0], parts[1]))
         return out
 
 
@@ -390,116 +483,38 @@ def _split_by_rank(token, ranks, max_rank):
 
 
 def _check_vocab(ranks, special):
-    """Raise ValueError unless ranks/special form a usable vocabulary."""
+    """Raise TokenizerError unless ranks/special form a usable vocabulary."""
+    for token in ranks:
+        if not isinstance(token, bytes) or not token:
+            raise TokenizerError(f"tokens must be non-empty bytes, got {schema.show(token)}")
+        if len(token) > schema.MAX_TOKEN_BYTES:
+            raise TokenizerError(f"token of {len(token)} bytes, more than {schema.MAX_TOKEN_BYTES}")
     missing = [b for b in range(256) if bytes([b]) not in ranks]
     if missing:
-        raise ValueError(f"vocabulary lacks {len(missing)} of the 256 byte tokens "
-                         f"(first missing byte: {missing[0]})")
-    ids = list(ranks.values()) + list(special.values())
-    if not all(isinstance(i, int) and i >= 0 for i in ids):
-        raise ValueError("token ids must be non-negative integers")
-    if len(set(ids)) != len(ids):
-        raise ValueError("token ids are not unique")
-    if not all(isinstance(s, str) and s for s in special):
-        raise ValueError("special tokens must be non-empty strings")
+        raise TokenizerError(f"vocabulary lacks {len(missing)} of the 256 byte tokens "
+                             f"(first missing byte: {missing[0]})")
+    for text in special:
+        schema.expect_text("special_tokens", "special token", text)
+    schema.check_ids(ranks, special, "vocabulary")
 
 
-def _count_chunks(text, pretok, special_tokens):
-    """Distinct chunks of the corpus as lists of byte values, with their counts."""
-    texts = [text] if isinstance(text, str) else text
-    splitter = re.compile("|".join(map(re.escape, special_tokens))) if special_tokens else None
-    counts = Counter()
-    for t in texts:
-        t = fix_surrogates(t)
-        for segment in splitter.split(t) if splitter else (t,):
-            counts.update(pretok.split(segment))
-    words = [list(chunk.encode("utf-8")) for chunk in counts]
-    return words, list(counts.values())
-
-
-def _learn_merges(words, freqs, n_merges, min_frequency, show_progress):
-    """The BPE training loop. Returns (ranks, merges {new id: (left, right)})."""
-    vocab = [bytes([b]) for b in range(256)]
-    ranks = {t: i for i, t in enumerate(vocab)}
-    merges = {}
-    # pair -> total count, pair -> indices of words that (may) contain it
-    counts, where = {}, {}
-    for wi, w in enumerate(words):
-        f = freqs[wi]
-        for pair in zip(w, w[1:]):
-            counts[pair] = counts.get(pair, 0) + f
-            s = where.get(pair)
-            if s is None:
-                where[pair] = {wi}
-            else:
-                s.add(wi)
-    heap = [(-c, pair) for pair, c in counts.items()]
-    heapq.heapify(heap)
-    bar = tqdm(total=n_merges, desc="BPE merges", unit="merge", disable=not show_progress)
-    while len(merges) < n_merges and heap:
-        negc, pair = heapq.heappop(heap)
-        if counts.get(pair) != -negc:
-            continue  # stale heap entry
-        if -negc < min_frequency:
-            break
-        a, b = pair
-        token = vocab[a] + vocab[b]
-        new = ranks.get(token)
-        if new is None:  # a genuinely new token (else reuse the existing id)
-            new = len(vocab)
-            vocab.append(token)
-            ranks[token] = new
-            merges[new] = pair
-            bar.update(1)
-        delta = _apply_merge(words, freqs, where, where.pop(pair), a, b, new)
-        del counts[pair]
-        for q, d in delta.items():
-            if d and q != pair:
-                c = counts.get(q, 0) + d
-                if c > 0:
-                    counts[q] = c
-                    heapq.heappush(heap, (-c, q))
-                else:
-                    counts.pop(q, None)
-    bar.close()
-    return ranks, merges
-
-
-def _apply_merge(words, freqs, where, indices, a, b, new):
-    """Replace (a, b) by `new` in the given words; return the pair-count changes.
-
-    Left neighbours are read from the output so far (already merged), right neighbours from
-    the input, which makes runs like a b a b -> X X come out right.
-    """
-    delta = {}
-    for wi in indices:
-        w = words[wi]
-        if a not in w:
-            continue
-        f = freqs[wi]
-        out = []
-        i, n = 0, len(w)
-        while i < n:
-            x = w[i]
-            if x == a and i + 1 < n and w[i + 1] == b:
-                if out:
-                    left = out[-1]
-                    q = (left, a)
-                    delta[q] = delta.get(q, 0) - f
-                    q = (left, new)
-                    delta[q] = delta.get(q, 0) + f
-                    where.setdefault(q, set()).add(wi)
-                if i + 2 < n:
-                    right = w[i + 2]
-                    q = (b, right)
-                    delta[q] = delta.get(q, 0) - f
-                    q = (new, right)
-                    delta[q] = delta.get(q, 0) + f
-                    where.setdefault(q, set()).add(wi)
-                out.append(new)
-                i += 2
-            else:
-                out.append(x)
-                i += 1
-        words[wi] = out
-    return delta
+def _check_merges(merges, decoder, ranks):
+    """The merges as a list of (left id, right id) tuples, each naming two ordinary tokens whose
+    concatenation is a token."""
+    out = []
+    try:
+        merges = list(merges)
+    except TypeError:
+        raise TokenizerError(f"merges must be a list of (left id, right id), "
+                             f"got {schema.show(merges)}") from None
+    for k, pair in enumerate(merges):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+                and all(isinstance(i, int) and not isinstance(i, bool) for i in pair)):
+            raise TokenizerError(f"merge {k}: expected (left id, right id), got {schema.show(pair)}")
+        left, right = decoder.get(pair[0]), decoder.get(pair[1])
+        if left is None or right is None or left not in ranks or right not in ranks:
+            raise TokenizerError(f"merge {k}: {schema.show(pair)} does not name two ordinary tokens")
+        if left + right not in ranks:
+            raise TokenizerError(f"merge {k}: {schema.show(left + right)} is not a token")
+        out.append((pair[0], pair[1]))
+    return out

@@ -2,7 +2,9 @@
 
 import json
 
+from nanoframe.errors import TokenizerError
 from nanoframe.io import atomic_open
+from nanoframe.tokenizer import schema
 
 FORMAT_NAME = "nanoframe.CharTokenizer"
 FORMAT_VERSION = 1
@@ -18,7 +20,9 @@ class CharTokenizer:
         chars = list(chars)
         if len(set(chars)) != len(chars) or not all(isinstance(c, str) and len(c) == 1
                                                      for c in chars):
-            raise ValueError("chars must be distinct single characters")
+            raise TokenizerError("chars must be distinct single characters")
+        if len(chars) > schema.MAX_VOCAB:
+            raise TokenizerError(f"{len(chars)} characters, more than {schema.MAX_VOCAB}")
         self.chars = chars
         self._stoi = {c: i for i, c in enumerate(chars)}
 
@@ -101,15 +105,23 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path):
-        """Read a file written by `save`; a corrupt file raises ValueError naming it."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if data.get("format") != FORMAT_NAME or data.get("version") != FORMAT_VERSION:
-                raise ValueError(f"not a {FORMAT_NAME} v{FORMAT_VERSION} file")
-            return cls(data["chars"])
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ValueError(f"{path}: invalid character tokenizer file: {err}") from None
+        """Read a file written by `save`; a bad file raises TokenizerError naming it and the field."""
+        data = schema.expect(path, "", schema.read_json(path), "object")
+        version = data.get("version")
+        if data.get("format") != FORMAT_NAME or type(version) is not int or version != FORMAT_VERSION:
+            schema.fail(path, "format", f"not a {FORMAT_NAME} v{FORMAT_VERSION} file")
+        chars = schema.expect(path, "chars", data.get("chars"), "array")
+        if len(chars) > schema.MAX_VOCAB:
+            schema.fail(path, "chars", f"{len(chars)} characters, more than {schema.MAX_VOCAB}")
+        seen = set()
+        for k, c in enumerate(chars):
+            schema.expect_text(path, f"chars[{k}]", c)
+            if len(c) != 1:
+                schema.fail(path, f"chars[{k}]", f"{schema.show(c)} is not one character")
+            if c in seen:
+                schema.fail(path, f"chars[{k}]", f"{schema.show(c)} appears twice")
+            seen.add(c)
+        return cls(chars)
 
     def __repr__(self):
         return f"CharTokenizer(vocab_size={self.vocab_size})"

@@ -1,30 +1,45 @@
-"""Pretokenization: split text into chunks with tiktoken's regex patterns, using stdlib `re`.
+r"""Pretokenization: split text into chunks as tiktoken and Hugging Face `tokenizers` do, with `re`.
 
-tiktoken compiles its patterns with Rust's fancy_regex, whose `\\p{L}`, `\\p{N}` and `\\s` are
-Unicode classes that Python's `re` lacks (and Python's `\\s` differs from Unicode White_Space:
-it also matches U+001C..U+001F). `translate` rewrites a tiktoken-style pattern into an
-equivalent `re` pattern:
+Only the built-in patterns below exist. A pattern is chosen by name; a regex is never taken from
+a file or an argument (a crafted regex can take exponential time, and an unknown name must not
+silently split every text into nothing).
 
-- `\\p{X}` (X a general category such as L, N, Lu) becomes an explicit class of code point
-  ranges, built once from `unicodedata`. tiktoken 0.14 follows Unicode 16.0 while Python 3.11
-  has 14.0, so `_UNICODE16_EXTRA` adds the letters and numbers assigned since (only to
-  L and N; for other categories code points unknown to Python count as unassigned);
-- `\\s` / `\\S` become Unicode White_Space and its complement;
-- `$` becomes `\\Z` (Rust's `$` only matches at the very end, Python's also before a final
+| name      | split                                                     | families                       |
+|-----------|-----------------------------------------------------------|--------------------------------|
+| `gpt2`    | tiktoken's r50k pattern (same chunks as GPT-2's regex)    | GPT-2, `ByteLevel(use_regex)`  |
+| `gpt4`    | tiktoken's cl100k_base pattern                            | GPT-3.5 / GPT-4                |
+| `gpt4o`   | tiktoken's o200k_base pattern (case-aware letter runs)    | GPT-4o                         |
+| `llama3`  | Llama 3's Split regex (numbers in groups of up to 3)      | Llama 3                        |
+| `qwen2`   | Qwen2's Split regex (every number character alone)        | Qwen2, Qwen2.5                 |
+| `smollm2` | every number character alone, then `gpt2` on the rest     | SmolLM, SmolLM2 (Digits + ByteLevel) |
+
+tiktoken (fancy_regex) and `tokenizers` (Oniguruma) give `\p{L}`, `\p{N}`, `\p{M}`, their
+subclasses and `\s` Unicode meanings that Python's `re` lacks. `translate` rewrites a pattern
+into an equivalent `re` pattern:
+
+- `\p{X}` becomes an explicit class of code point ranges from `unicode_table` (Unicode 16.0,
+  the version both engines use; Python 3.11's own `unicodedata` is 14.0), for X in L, Lu, Ll,
+  Lt, Lm, Lo, M, Mn, Mc, Me, N, Nd, Nl, No;
+- `\s` / `\S` become Unicode White_Space and its complement (Python's `\s` also matches
+  U+001C..U+001F);
+- `$` becomes `\Z` (Rust's `$` only matches at the very end, Python's also before a final
   newline).
 
 Possessive quantifiers (`++`, `?+`, `{1,3}+`) are native since Python 3.11.
 
-Speed: `re` tests non-BMP ranges of a class one by one, which is slow for large classes.
-For patterns that only see non-BMP characters through those classes (true for the GPT-2 and
-GPT-4 patterns), `Pretokenizer` swaps every non-BMP character for a BMP stand-in of the same
-class (letter, number or other) and uses BMP-only classes; spans are unchanged because the
-swap is one code point for one, so chunks are cut from the original text.
+Speed: `re` tests non-BMP ranges of a class one by one, which is slow for large classes. The
+built-in patterns only see non-BMP characters through those classes, so `Pretokenizer` swaps
+every non-BMP character for a BMP stand-in of the same class and uses BMP-only classes; spans
+are unchanged because the swap is one code point for one, so chunks are cut from the original
+text.
 """
 
+import bisect
 import functools
 import re
-import unicodedata
+
+from nanoframe.errors import TokenizerError, bounded
+from nanoframe.tokenizer import unicode_table
 
 # tiktoken's r50k_base / gpt2 pattern (same split as GPT-2's original, faster form).
 GPT2_PATTERN = (
@@ -35,72 +50,112 @@ GPT4_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
-PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+# tiktoken's o200k_base (GPT-4o) pattern.
+GPT4O_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"""
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"""
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+# The Split regex of Llama 3's tokenizer.json.
+LLAMA3_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+# The Split regex of Qwen2's tokenizer.json: as Llama 3's, but one number character per chunk.
+QWEN2_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+# GPT-2's original regex, as `tokenizers`' ByteLevel pre-tokenizer has it (same chunks as gpt2).
+GPT2_ORIGINAL_PATTERN = (
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+)
+
+# cl100k as a tokenizer.json Split regex: Oniguruma (Ruby syntax) reads `{1,3}+` as `{1,3}`
+# repeated, not as possessive, so the file spells it `{1,3}` (the same thing at the end of an
+# alternative). The other possessives and `$` mean the same in both engines here.
+GPT4_HF_PATTERN = GPT4_PATTERN.replace(r"\p{N}{1,3}+", r"\p{N}{1,3}")
+
+# Built-in name -> regex (tiktoken syntax), for the names that are one regex.
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "gpt4o": GPT4O_PATTERN,
+            "llama3": LLAMA3_PATTERN, "qwen2": QWEN2_PATTERN}
+# Built-in name -> (name of its regex, whether number characters are split off one by one first).
+BUILTIN_PATTERNS = {**{name: (name, False) for name in PATTERNS}, "smollm2": ("gpt2", True)}
+# Built-in name -> the regex of a tokenizer.json `Split` pre-tokenizer that `tokenizers` runs
+# exactly like it (gpt2 and smollm2 are written as ByteLevel / Digits pre-tokenizers instead).
+HF_SPLIT_PATTERNS = {"gpt2": GPT2_ORIGINAL_PATTERN, "gpt4": GPT4_HF_PATTERN,
+                     "gpt4o": GPT4O_PATTERN, "llama3": LLAMA3_PATTERN, "qwen2": QWEN2_PATTERN}
+# The exact regex texts accepted in place of a name (files of older nanoframe versions hold them).
+REGEX_NAMES = {**{regex: name for name, regex in HF_SPLIT_PATTERNS.items()},
+               **{regex: name for name, regex in PATTERNS.items()}}
 
 # Unicode White_Space (PropList.txt, unchanged since Unicode 6.3): what Rust's `\s` matches.
 WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
-# Letters and numbers of Unicode 16.0 (tiktoken's regex tables) that are unassigned in
-# Unicode 14.0 (Python 3.11's unicodedata); checked against tiktoken code point by code point.
-_UNICODE16_EXTRA = {
-    "L": [(0x1C89, 0x1C8A), (0xA7CB, 0xA7CD), (0xA7DA, 0xA7DC), (0x105C0, 0x105F3),
-          (0x10D4A, 0x10D65), (0x10D6F, 0x10D85), (0x10EC2, 0x10EC4), (0x1123F, 0x11240),
-          (0x11380, 0x11389), (0x1138B, 0x1138B), (0x1138E, 0x1138E), (0x11390, 0x113B5),
-          (0x113B7, 0x113B7), (0x113D1, 0x113D1), (0x113D3, 0x113D3), (0x11BC0, 0x11BE0),
-          (0x11F02, 0x11F02), (0x11F04, 0x11F10), (0x11F12, 0x11F33), (0x1342F, 0x1342F),
-          (0x13441, 0x13446), (0x13460, 0x143FA), (0x16100, 0x1611D), (0x16D40, 0x16D6C),
-          (0x18CFF, 0x18CFF), (0x1B132, 0x1B132), (0x1B155, 0x1B155), (0x1DF25, 0x1DF2A),
-          (0x1E030, 0x1E06D), (0x1E4D0, 0x1E4EB), (0x1E5D0, 0x1E5ED), (0x1E5F0, 0x1E5F0),
-          (0x2B739, 0x2B739), (0x2EBF0, 0x2EE5D), (0x31350, 0x323AF)],
-    "N": [(0x10D40, 0x10D49), (0x116D0, 0x116E3), (0x11BF0, 0x11BF9), (0x11F50, 0x11F59),
-          (0x16130, 0x16139), (0x16D70, 0x16D79), (0x1CCF0, 0x1CCF9), (0x1D2C0, 0x1D2D3),
-          (0x1E4F0, 0x1E4F9), (0x1E5F1, 0x1E5FA)],
-}
-
 _NON_BMP = re.compile("[\U00010000-\U0010ffff]")
-# BMP stand-ins for non-BMP characters, by class: letter, number, anything else.
-_STAND_IN = {"L": "\u4e00", "N": "\u0660"}
-_OTHER_STAND_IN = "\ue000"
 # Escapes allowed in a pattern that gets the fast non-BMP swap (see module docstring).
 _SAFE_ESCAPES = set("pPsSrntfv") | set(r"""\.^$*+?{}[]()|'"-/ #&~!<>=,:;%@`""")
 
 
 def resolve_pattern(pattern):
-    """Map "gpt2"/"gpt4" to their regex; any other string is taken as a regex itself."""
-    if not isinstance(pattern, str) or not pattern:
-        raise ValueError(f"pattern must be 'gpt2', 'gpt4' or a non-empty regex, got {pattern!r}")
-    return PATTERNS.get(pattern, pattern)
+    """The built-in name of `pattern`: a name, or the exact regex text of a built-in pattern."""
+    if isinstance(pattern, str):
+        if pattern in BUILTIN_PATTERNS:
+            return pattern
+        if pattern in REGEX_NAMES:
+            return REGEX_NAMES[pattern]
+    raise TokenizerError(f"unknown pattern {bounded(repr(pattern), 80)}: use one of "
+                         f"{', '.join(BUILTIN_PATTERNS)}")
+
+
+# ---- Unicode 16 classes -----------------------------------------------------------------
+# Class name -> table letters: the two-letter categories and their unions L, M, N.
+_CLASS_LETTERS = dict(unicode_table.CLASS_LETTERS)
+for _cat, _letter in unicode_table.CLASS_LETTERS.items():
+    _CLASS_LETTERS[_cat[0]] = _CLASS_LETTERS.get(_cat[0], "") + _letter
 
 
 @functools.lru_cache(maxsize=None)
-def _category_runs(limit):
-    """{two-letter category: [(lo, hi), ...]} for all code points below `limit`."""
-    runs = {}
-    category = unicodedata.category
-    start, current = 0, category("\x00")
-    for cp in range(1, limit):
-        cat = category(chr(cp))
-        if cat != current:
-            runs.setdefault(current, []).append((start, cp - 1))
-            start, current = cp, cat
-    runs.setdefault(current, []).append((start, limit - 1))
-    return runs
+def _runs():
+    """(starts, letters): run i covers code points starts[i] .. starts[i+1]-1, class letters[i]."""
+    starts, letters, cp = [], [], 0
+    for letter, length in re.findall(r"([a-z.])([0-9A-Z]*)", "".join(unicode_table.RUNS)):
+        starts.append(cp)
+        letters.append(letter)
+        cp += int(length, 36) if length else 1
+    if cp != 0x110000:
+        raise AssertionError(f"unicode_table.RUNS covers {cp:#x} code points, not 0x110000")
+    return starts, "".join(letters)
+
+
+def class_letter(char):
+    """The unicode_table letter of a character ("." outside the table's classes)."""
+    starts, letters = _runs()
+    return letters[bisect.bisect_right(starts, ord(char)) - 1]
 
 
 @functools.lru_cache(maxsize=None)
 def category_class(name, bmp_only=False):
-    """Body of a regex character class matching general category `name` (e.g. "L", "Nd")."""
+    """Body of a regex character class matching Unicode 16 class `name` (e.g. "L", "Nd")."""
+    wanted = _CLASS_LETTERS.get(name)
+    if wanted is None:
+        raise ValueError(f"unsupported Unicode class \\p{{{name}}}: use one of "
+                         f"{', '.join(sorted(_CLASS_LETTERS))}")
     limit = 0x10000 if bmp_only else 0x110000
-    runs = _category_runs(limit)
-    ranges = [r for cat, rs in runs.items() if cat.startswith(name) for r in rs]
-    for lo, hi in _UNICODE16_EXTRA.get(name, ()):
-        ranges += [(cp, cp) for cp in range(lo, min(hi + 1, limit)) if _is_unassigned(cp)]
-    ranges.sort()
-    if not ranges or len(name) > 2:
-        raise ValueError(f"unknown Unicode general category \\p{{{name}}}")
-    merged = [list(ranges[0])]
-    for lo, hi in ranges[1:]:
-        if lo == merged[-1][1] + 1:
+    starts, letters = _runs()
+    merged = []
+    for i, letter in enumerate(letters):
+        lo, hi = starts[i], (starts[i + 1] if i + 1 < len(starts) else 0x110000) - 1
+        if letter not in wanted or lo >= limit:
+            continue
+        hi = min(hi, limit - 1)
+        if merged and merged[-1][1] + 1 == lo:
             merged[-1][1] = hi
         else:
             merged.append([lo, hi])
@@ -108,19 +163,24 @@ def category_class(name, bmp_only=False):
     return "".join(esc(lo) if lo == hi else f"{esc(lo)}-{esc(hi)}" for lo, hi in merged)
 
 
-def _is_unassigned(cp):
-    return unicodedata.category(chr(cp)) == "Cn"
+@functools.lru_cache(maxsize=None)
+def _stand_ins():
+    """Class letter -> a BMP character of that class that no pattern literal matches (not ASCII,
+    not whitespace, no ASCII case partner); "." -> a private-use character."""
+    starts, letters = _runs()
+    out = {".": "\ue000"}
+    for i, letter in enumerate(letters):
+        hi = (starts[i + 1] if i + 1 < len(starts) else 0x110000) - 1
+        for cp in range(max(starts[i], 0x100), min(hi, 0xFFFF) + 1):
+            c = chr(cp)
+            if letter != "." and not (c.upper() + c.lower() + c.casefold()).isascii() \
+                    and cp not in (0x17F, 0x212A):
+                out[letter] = c  # the last such character of the BMP wins
+    return out
 
 
-def _major_category(char):
-    """"L", "N" or another letter: the general category class, with Unicode 16 additions."""
-    major = unicodedata.category(char)[0]
-    if major == "C" and _is_unassigned(ord(char)):
-        cp = ord(char)
-        for name, ranges in _UNICODE16_EXTRA.items():
-            if any(lo <= cp <= hi for lo, hi in ranges):
-                return name
-    return major
+def _stand_in(match):
+    return _stand_ins()[class_letter(match.group())]
 
 
 def translate(pattern, bmp_only=False):
@@ -177,41 +237,63 @@ def translate(pattern, bmp_only=False):
 
 
 def _swap_is_safe(pattern):
-    """True if non-BMP characters can only reach `pattern` through \\p{L}, \\p{N}, \\P{L},
-    \\P{N}, \\s, \\S, . or [^...] (so a same-class BMP stand-in matches the same way)."""
+    """True if non-BMP characters can only reach `pattern` through the table's classes, \\s,
+    \\S, . or [^...] (so a same-class BMP stand-in matches the same way)."""
     if not pattern.isascii():
         return False
     escapes = re.findall(r"\\(.)", pattern)
     categories = re.findall(r"\\[pP](\{[^}]*\}|.)", pattern)
     return (all(e in _SAFE_ESCAPES for e in escapes)
-            and all(c.strip("{}") in ("L", "N") for c in categories))
+            and all(c.strip("{}") in _CLASS_LETTERS for c in categories))
 
 
-def _stand_in(match):
-    return _STAND_IN.get(_major_category(match.group()), _OTHER_STAND_IN)
+@functools.lru_cache(maxsize=None)
+def _compile(name):
+    """(compiled regex, compiled number splitter or None, swap) of a built-in pattern."""
+    regex_name, isolate_numbers = BUILTIN_PATTERNS[name]
+    pattern = PATTERNS[regex_name]
+    swap = _swap_is_safe(pattern)
+    regex = re.compile(translate(pattern, bmp_only=swap))
+    numbers = re.compile(f"[{category_class('N', bmp_only=swap)}]") if isolate_numbers else None
+    return regex, numbers, swap
 
 
 class Pretokenizer:
-    """Splits text into chunks exactly as tiktoken's regex split does.
+    """Splits text into chunks exactly as tiktoken / `tokenizers` do for a built-in pattern.
 
-    `pattern` is "gpt2", "gpt4" or a regex in tiktoken syntax; `split(text)` returns the
-    list of chunks (they concatenate back to `text` for the built-in patterns).
+    `pattern` is a built-in name (see the module docstring) or the exact regex text of one;
+    `split(text)` returns the list of chunks (they concatenate back to `text`).
     """
 
     def __init__(self, pattern="gpt2"):
-        self.pattern = resolve_pattern(pattern)
-        self._swap = _swap_is_safe(self.pattern)
-        try:
-            self._regex = re.compile(translate(self.pattern, bmp_only=self._swap))
-        except re.error as err:
-            raise ValueError(f"invalid split pattern {self.pattern!r}: {err}") from None
+        self.name = resolve_pattern(pattern)
+        self._regex, self._numbers, self._swap = _compile(self.name)
+
+    @property
+    def regex(self):
+        """The pattern's regex in tiktoken syntax (None for `smollm2`, which is two steps)."""
+        return PATTERNS.get(self.name) if self._numbers is None else None
 
     def split(self, text):
         """Return the list of chunks of `text`."""
+        swapped = text
         if self._swap and not text.isascii() and _NON_BMP.search(text):
             swapped = _NON_BMP.sub(_stand_in, text)
+        if self._numbers is None:
+            if swapped is text:
+                return self._regex.findall(text)
             return [text[m.start():m.end()] for m in self._regex.finditer(swapped)]
-        return self._regex.findall(text)
+        # number characters alone, the regex on the text between them (as separate strings:
+        # finditer's endpos acts as the end of the text for `\Z` and lookaheads)
+        out, start = [], 0
+        finditer = self._regex.finditer
+        for number in self._numbers.finditer(swapped):
+            pos = number.start()
+            out += [text[m.start():m.end()] for m in finditer(swapped, start, pos)]
+            out.append(text[pos])
+            start = pos + 1
+        out += [text[m.start():m.end()] for m in finditer(swapped, start)]
+        return out
 
     def __repr__(self):
-        return f"Pretokenizer({self.pattern!r})"
+        return f"Pretokenizer({self.name!r})"

@@ -1,5 +1,6 @@
 """BPETokenizer: training, encoding, decoding, special tokens, errors, save/load."""
 
+import json
 import random
 import time
 import warnings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from nanoframe.tokenizer import BPETokenizer
 from nanoframe.tokenizer.bpe import _merge_long, _merge_small
-from nanoframe.tokenizer.pretokenize import Pretokenizer
+from nanoframe.tokenizer.pretokenize import PATTERNS, Pretokenizer
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SAMPLE = (
@@ -82,7 +83,7 @@ def test_train_matches_reference_on_small_texts(text, extra):
 def test_training_is_deterministic():
     a = BPETokenizer().train(SAMPLE, 350, pattern="gpt4", show_progress=False)
     b = BPETokenizer().train(SAMPLE, 350, pattern="gpt4", show_progress=False)
-    assert a.mergeable_ranks == b.mergeable_ranks and a._merges == b._merges
+    assert a.mergeable_ranks == b.mergeable_ranks and a.merges == b.merges
 
 
 def test_train_iterable_and_specials_are_cut_out():
@@ -125,7 +126,7 @@ def test_roundtrip_edge_cases(tok, text):
 
 def test_surrogates_like_tiktoken(tok):
     tiktoken = pytest.importorskip("tiktoken")
-    enc = tiktoken.Encoding("t", pat_str=tok.pattern, mergeable_ranks=tok.mergeable_ranks,
+    enc = tiktoken.Encoding("t", pat_str=PATTERNS[tok.pattern], mergeable_ranks=tok.mergeable_ranks,
                             special_tokens=tok.special_tokens)
     for text in ["a\ud800b", "\udfff", "x\ud83d\ude42y", "\ud83d"]:
         assert tok.encode(text) == enc.encode(text)
@@ -137,9 +138,12 @@ def test_surrogates_like_tiktoken(tok):
 @given(data=st.binary(min_size=1, max_size=600))
 def test_long_merge_equals_small_merge(tok, data):
     ranks = tok.mergeable_ranks
-    assert _merge_long(data, ranks) == _merge_small(data, ranks)
+    # the "merges" rule with the merges listed backwards: a different order
+    pair_ranks = {pair: k for k, pair in enumerate(tok.merge_pairs()[::-1])}
     runs = data[:1] * len(data)  # equal-rank ties
-    assert _merge_long(runs, ranks) == _merge_small(runs, ranks)
+    for get, by_pair in [(ranks.get, False), (pair_ranks.get, True)]:
+        assert _merge_long(data, ranks, get, by_pair) == _merge_small(data, ranks, get, by_pair)
+        assert _merge_long(runs, ranks, get, by_pair) == _merge_small(runs, ranks, get, by_pair)
 
 
 def test_one_megabyte_without_spaces(tok):
@@ -192,7 +196,7 @@ def test_special_token_rules(tok):
 
 def test_special_tokens_like_tiktoken(tok):
     tiktoken = pytest.importorskip("tiktoken")
-    enc = tiktoken.Encoding("t", pat_str=tok.pattern, mergeable_ranks=tok.mergeable_ranks,
+    enc = tiktoken.Encoding("t", pat_str=PATTERNS[tok.pattern], mergeable_ranks=tok.mergeable_ranks,
                             special_tokens=tok.special_tokens)
     text = "x \n<|endoftext|>  y<|endoftext|><|endoftext|>\n"
     assert tok.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
@@ -206,7 +210,7 @@ def test_save_load_roundtrip(tok, tmp_path):
     loaded = BPETokenizer.load(path)
     assert loaded.mergeable_ranks == tok.mergeable_ranks
     assert loaded.special_tokens == tok.special_tokens
-    assert loaded.pattern == tok.pattern and loaded._merges == tok._merges
+    assert loaded.pattern == tok.pattern and loaded.merges == tok.merges
     assert loaded.encode(SAMPLE) == tok.encode(SAMPLE)
     assert '"Ġthe"' in path.read_text(encoding="utf-8")  # readable GPT-2 spelling
 
@@ -221,7 +225,7 @@ def test_corrupt_files_name_the_file(tok, tmp_path):
         "binary.json": None,
         "wrong.json": '{"format": "something else"}',
         "nobytes.json": good.replace('"!": 33,', ""),
-        "badmerge.json": good.replace("[256, ", "[256, 1, 1], [999999, "),
+        "badmerge.json": good.replace('"merges": null', '"merges": [[256, 1, 1]]'),
     }
     for name, content in cases.items():
         bad = tmp_path / name
@@ -244,9 +248,25 @@ def test_trained_tokenizer_matches_tiktoken_on_held_out_text(pattern):
     train_text = corpus.read_text(encoding="utf-8")[:300_000]
     tok = BPETokenizer().train(train_text, 1024, pattern=pattern,
                                special_tokens=["<|endoftext|>"], show_progress=False)
-    enc = tiktoken.Encoding("trained", pat_str=tok.pattern, mergeable_ranks=tok.mergeable_ranks,
+    enc = tiktoken.Encoding("trained", pat_str=PATTERNS[tok.pattern], mergeable_ranks=tok.mergeable_ranks,
                             special_tokens=tok.special_tokens)
     text = "<|endoftext|>".join(p.read_bytes().decode("latin-1") for p in held_out)
     text += " Ünïcödé 日本語 🙂🙂 \u00a0\u2028 12345678 ſ'S'T\r\n"
     assert tok.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
     assert tok.encode_ordinary(text) == enc.encode_ordinary(text)
+
+
+def test_version_1_files_still_load(tok, tmp_path):
+    """Version 1 stored the pattern as its tiktoken regex and listed the training merges."""
+    from nanoframe.tokenizer.formats import token_to_str
+    from nanoframe.tokenizer.pretokenize import GPT2_PATTERN
+    ranks = tok.mergeable_ranks
+    merges = [[ranks[l + r], ranks[l], ranks[r]] for l, r in tok.merge_pairs()]
+    v1 = {"format": "nanoframe.BPETokenizer", "version": 1, "pattern": GPT2_PATTERN,
+          "special_tokens": tok.special_tokens, "merges": merges,
+          "vocab": {token_to_str(t): i for t, i in ranks.items()}}
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(v1), encoding="utf-8")
+    loaded = BPETokenizer.load(path)
+    assert loaded.pattern == "gpt2" and loaded.merge_rule == "ranks"
+    assert loaded.mergeable_ranks == ranks and loaded.encode(SAMPLE) == tok.encode(SAMPLE)

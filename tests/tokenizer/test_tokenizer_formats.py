@@ -125,11 +125,11 @@ def test_corrupt_files(gpt2, tmp_path):
         BPETokenizer.from_gpt2_files(cut, bpe)
     bad_bpe = tmp_path / "bad_vocab.bpe"
     bad_bpe.write_text("#version: 0.2\nĠ t\nĠt\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="bad_vocab.bpe, line 3"):
+    with pytest.raises(ValueError, match="bad_vocab.bpe: line 3"):
         BPETokenizer.from_gpt2_files(enc, bad_bpe)
     bad_tt = tmp_path / "bad.tiktoken"
     bad_tt.write_text("IQ== 0\nnot-base64!! 1\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="bad.tiktoken, line 2"):
+    with pytest.raises(ValueError, match="bad.tiktoken: line 2"):
         BPETokenizer.from_tiktoken_file(bad_tt)
     short_tt = tmp_path / "short.tiktoken"
     short_tt.write_text("IQ== 0\n", encoding="utf-8")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoframe.data.tokenizers import DEFAULT_VOCAB_SIZE
+from nanoframe.tokenizer.loading import DEFAULT_VOCAB_SIZE
 from nanoframe.errors import NanoframeError, bounded
 
 DEFAULT_RUN = "runs/default"

@@ -21,7 +21,7 @@ from nanoframe.data.instructions import IGNORE_INDEX, InstructionData, is_instru
 from nanoframe.data.source import BatchSource
 from nanoframe.data.tokens import TokenData, load_meta, prepare, token_dtype
 from nanoframe.errors import DataError
-from nanoframe.data.tokenizers import load_tokenizer, train_tokenizer
+from nanoframe.tokenizer.loading import load_tokenizer, train_tokenizer
 
 __all__ = [
     "DEFAULT_HOLDOUT", "Document", "documents", "find_files", "read_text", "split_by_position",

@@ -12,7 +12,9 @@ Names map key by key: HF's `transformer.h.0.attn.c_attn.weight` is ours. The dif
 - nanoframe's GPT is GPT-2 exactly when LayerNorm eps is 1e-5 and the MLP uses tanh GELU
   ("gelu_new"); a config asking for anything else is refused rather than loaded wrong.
 
-    load_hf(folder) -> GPT           save_hf(model, folder)          load_hf_tokenizer(folder)
+    load_hf(folder) -> GPT           save_hf(model, folder)
+
+The tokenizer of such a folder is read by nanoframe.tokenizer.load_tokenizer(folder).
 """
 import json
 import re
@@ -20,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoframe.schema import MAX_VOCAB
 from nanoframe.errors import ConfigError, bounded
 from nanoframe.io import atomic_write_text, load_safetensors, read_json, safetensors_shapes, save_safetensors
-from nanoframe.schema import field
+from nanoframe.schema import MAX_VOCAB, field
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # activations that are exactly nanoframe's F.gelu(approximate="tanh")
@@ -211,23 +212,3 @@ def save_hf(model, folder, eot_id=None):
     save_safetensors(hf_tensors(model), folder / "model.safetensors", metadata={"format": "pt"})
     atomic_write_text(folder / "config.json", json.dumps(config_to_hf(model.config, eot_id), indent=2) + "\n")
     return folder
-
-
-def find_tokenizer_files(folder):
-    """(encoder_json, vocab_bpe) paths in a folder (HF vocab.json/merges.txt or OpenAI names), or None."""
-    folder = Path(folder)
-    for enc, bpe in (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")):
-        if (folder / enc).is_file() and (folder / bpe).is_file():
-            return folder / enc, folder / bpe
-    return None
-
-
-def load_hf_tokenizer(folder):
-    """The GPT-2 BPE tokenizer of a folder; ValueError when it has no tokenizer files."""
-    from nanoframe.tokenizer import BPETokenizer
-
-    found = find_tokenizer_files(folder)
-    if found is None:
-        raise ValueError(f"{folder} has no tokenizer files (vocab.json + merges.txt or encoder.json + vocab.bpe); "
-                         "pass --tokenizer")
-    return BPETokenizer.from_gpt2_files(*found)

@@ -64,15 +64,19 @@ def load_tokenizer(path):
                          "tokenizer JSON, or a Hugging Face tokenizer.json with a \"model\")")
 
 
-def train_tokenizer(kind, texts, vocab_size=2048, max_chars=3_000_000, show_progress=True):
+DEFAULT_VOCAB_SIZE = 2048   # BPE vocabulary of the offline default run and of `nanoframe tokenizer train`
+
+
+def train_tokenizer(kind, texts, vocab_size=DEFAULT_VOCAB_SIZE, max_chars=3_000_000, show_progress=True):
     """A new tokenizer trained on (at most `max_chars` characters of) `texts`, an iterable of
-    str. kind "bpe": byte-level BPE with the gpt4 pattern and <|endoftext|> as its last id;
+    str (or of objects with a .text, such as nanoframe.data.Document). kind "bpe": byte-level BPE with the gpt4 pattern and <|endoftext|> as its last id;
     "char": one id per distinct character (vocab_size is not used)."""
     if kind not in TRAINABLE_KINDS:
         raise TokenizerError(f"unknown tokenizer kind {schema.show(kind)}: use "
                              f"{' or '.join(TRAINABLE_KINDS)}, or a tokenizer file")
     taken, n = [], 0
     for text in texts:
+        text = getattr(text, "text", text)
         if n >= max_chars:
             break
         taken.append(text[:max_chars - n])

@@ -39,21 +39,14 @@ def load_base(path, hf=False, tokenizer=None):
     folder itself. Otherwise a nanoframe run/checkpoint (best/ preferred; a LoRA run is merged).
     base_info records the kind, the path and the SHA-256 of the weights file used.
     """
-    from nanoframe.models.hf import find_tokenizer_files, load_hf, load_hf_tokenizer
+    from nanoframe.models.hf import load_hf
 
     path = Path(path)
     if hf:
         if not path.is_dir():
             raise DataError(f"no such Hugging Face model folder: {path}")
         model = load_hf(path)
-        if tokenizer is not None and Path(tokenizer).is_file():
-            tok = D.load_tokenizer(tokenizer)
-        else:
-            src = Path(tokenizer) if tokenizer is not None else path
-            if find_tokenizer_files(src) is None:
-                raise DataError(f"no GPT-2 tokenizer files (vocab.json + merges.txt or encoder.json + vocab.bpe) "
-                                f"in {src}; give the tokenizer's file or folder")
-            tok = load_hf_tokenizer(src)
+        tok = D.load_tokenizer(tokenizer if tokenizer is not None else path)    # a file, or a folder
         if tok.vocab_size > model.config.vocab_size:
             raise DataError(f"the tokenizer has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")
         info = {"kind": "hf", "path": str(path.resolve()), "weights_sha256": file_sha256(path / "model.safetensors")}

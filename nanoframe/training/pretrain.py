@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nanoframe import data as D
-from nanoframe.data.tokenizers import DEFAULT_VOCAB_SIZE
+from nanoframe.tokenizer.loading import DEFAULT_VOCAB_SIZE
 from nanoframe.errors import CheckpointError, ConfigError, DataError
 from nanoframe.models import GPT, GPTConfig
 from nanoframe.random import manual_seed

@@ -1,7 +1,7 @@
 """The public op names: `import nanoframe.functional as F` (PyTorch's torch.nn.functional names).
 
 Fused ops (one Function each, hand-written backward) plus the activation primitives.
-Class dim is LAST for cross_entropy / nll_loss: logits (..., V), targets (...).
+cross_entropy / nll_loss take torch's layout: input (N, C, d1, ...) with the class dim 1, targets (N, d1, ...).
 """
 from nanoframe.ops.activation import gelu
 from nanoframe.ops.activation import log_softmax
@@ -15,14 +15,18 @@ from nanoframe.ops.elementwise import sigmoid
 from nanoframe.ops.elementwise import tanh
 from nanoframe.ops.embedding import embedding
 from nanoframe.ops.linear import linear
+from nanoframe.ops.loss import binary_cross_entropy
 from nanoframe.ops.loss import binary_cross_entropy_with_logits
 from nanoframe.ops.loss import cross_entropy
+from nanoframe.ops.loss import l1_loss
 from nanoframe.ops.loss import mse_loss
 from nanoframe.ops.loss import nll_loss
+from nanoframe.ops.loss import smooth_l1_loss
 from nanoframe.ops.norm import layer_norm
 from nanoframe.ops.norm import rms_norm
 
 __all__ = [
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "causal_self_attention",
     "cross_entropy",
@@ -30,6 +34,7 @@ __all__ = [
     "embedding",
     "gelu",
     "layer_norm",
+    "l1_loss",
     "linear",
     "log_softmax",
     "mse_loss",
@@ -39,6 +44,7 @@ __all__ = [
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",
+    "smooth_l1_loss",
     "softmax",
     "tanh",
 ]

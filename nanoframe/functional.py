@@ -3,6 +3,8 @@
 Fused ops (one Function each, hand-written backward) plus the activation primitives.
 cross_entropy / nll_loss take torch's layout: input (N, C, d1, ...) with the class dim 1, targets (N, d1, ...).
 """
+import numpy as _np
+
 from nanoframe.ops.activation import gelu
 from nanoframe.ops.activation import log_softmax
 from nanoframe.ops.activation import silu
@@ -13,6 +15,7 @@ from nanoframe.ops.dropout import dropout
 from nanoframe.ops.elementwise import relu
 from nanoframe.ops.elementwise import sigmoid
 from nanoframe.ops.elementwise import tanh
+from nanoframe.ops.elementwise import where as _where
 from nanoframe.ops.embedding import embedding
 from nanoframe.ops.linear import linear
 from nanoframe.ops.loss import binary_cross_entropy
@@ -24,6 +27,7 @@ from nanoframe.ops.loss import nll_loss
 from nanoframe.ops.loss import smooth_l1_loss
 from nanoframe.ops.norm import layer_norm
 from nanoframe.ops.norm import rms_norm
+from nanoframe.tensor import Tensor as _Tensor
 
 __all__ = [
     "binary_cross_entropy",
@@ -35,6 +39,7 @@ __all__ = [
     "gelu",
     "layer_norm",
     "l1_loss",
+    "leaky_relu",
     "linear",
     "log_softmax",
     "mse_loss",
@@ -48,3 +53,10 @@ __all__ = [
     "softmax",
     "tanh",
 ]
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """PyTorch's F.leaky_relu: input where input > 0, negative_slope * input elsewhere (slope's
+    gradient at 0, as torch). Composed from `where`; inplace=True computes out of place."""
+    x = input.array if isinstance(input, _Tensor) else _np.asarray(input)
+    return _where(x > 0, input, input * negative_slope)

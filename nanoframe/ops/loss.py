@@ -26,8 +26,9 @@ def _data(a):
     return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
-def _reduction(op, size_average, reduce, reduction):
-    """torch's _Reduction.legacy_get_string: the deprecated flags, when given, decide."""
+def reduction_from_args(op, size_average, reduce, reduction):
+    """The reduction to use, checked; torch's _Reduction.legacy_get_string: the deprecated
+    size_average / reduce flags, when given, decide (with torch's warning)."""
     if size_average is not None or reduce is not None:
         warnings.warn("size_average and reduce args will be deprecated, please use reduction='"
                       f"{'none' if reduce is False else 'mean' if size_average in (None, True) else 'sum'}"
@@ -259,7 +260,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """
     op = "cross_entropy"
     x, t = _data(input), _data(target)
-    reduction = _reduction(op, size_average, reduce, reduction)
+    reduction = reduction_from_args(op, size_average, reduce, reduction)
     _check_input(op, x)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -316,7 +317,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """PyTorch's F.nll_loss on log-probabilities: input (N, C, d1, ...) / (C,), int target (N, d1, ...) / ()."""
     op = "nll_loss"
     x, t = _data(input), _data(target)
-    reduction = _reduction(op, size_average, reduce, reduction)
+    reduction = reduction_from_args(op, size_average, reduce, reduction)
     _check_input(op, x)
     w = _check_weight(op, weight, x.shape[0] if x.ndim == 1 else x.shape[1], x.dtype)
     t_rows = _check_class_targets(op, x, t, ignore_index)
@@ -436,7 +437,7 @@ def _weighted(op, loss, input, weight, reduction):
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """PyTorch's F.mse_loss: (input - target)^2; weight (input's shape) scales each element."""
-    reduction = _reduction("mse_loss", size_average, reduce, reduction)
+    reduction = reduction_from_args("mse_loss", size_average, reduce, reduction)
     target = _check_pair("mse_loss", input, target)
     if weight is not None:
         diff = elementwise.sub(input, target)
@@ -446,7 +447,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """PyTorch's F.l1_loss: |input - target|; weight (input's shape) scales each element."""
-    reduction = _reduction("l1_loss", size_average, reduce, reduction)
+    reduction = reduction_from_args("l1_loss", size_average, reduce, reduction)
     target = _check_pair("l1_loss", input, target)
     if weight is not None:
         return _weighted("l1_loss", elementwise.abs(elementwise.sub(input, target)), input, weight, reduction)
@@ -455,7 +456,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """PyTorch's F.smooth_l1_loss; beta=0 is the L1 loss (as torch)."""
-    reduction = _reduction("smooth_l1_loss", size_average, reduce, reduction)
+    reduction = reduction_from_args("smooth_l1_loss", size_average, reduce, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
     target = _check_pair("smooth_l1_loss", input, target)
@@ -528,7 +529,7 @@ def _check_binary(op, input, target, weight):
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """PyTorch's F.binary_cross_entropy on probabilities in [0, 1]; weight is a constant (no gradient)."""
     op = "binary_cross_entropy"
-    reduction = _reduction(op, size_average, reduce, reduction)
+    reduction = reduction_from_args(op, size_average, reduce, reduction)
     target, w = _check_binary(op, input, target, weight)
     x = _data(input)
     if not ((x >= 0) & (x <= 1)).all():
@@ -599,7 +600,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     against the input (e.g. (C,) for one weight per class in the last dim, as torch).
     """
     op = "binary_cross_entropy_with_logits"
-    reduction = _reduction(op, size_average, reduce, reduction)
+    reduction = reduction_from_args(op, size_average, reduce, reduction)
     target, w = _check_binary(op, input, target, weight)
     pw = None
     if pos_weight is not None:

@@ -11,6 +11,9 @@ from nanoframe.ops.activation import silu
 from nanoframe.ops.activation import softmax
 from nanoframe.ops.attention import causal_self_attention
 from nanoframe.ops.attention import scaled_dot_product_attention
+from nanoframe.ops.conv import conv1d
+from nanoframe.ops.conv import conv2d
+from nanoframe.ops.conv import pad
 from nanoframe.ops.dropout import dropout
 from nanoframe.ops.elementwise import relu
 from nanoframe.ops.elementwise import sigmoid
@@ -27,12 +30,22 @@ from nanoframe.ops.loss import nll_loss
 from nanoframe.ops.loss import smooth_l1_loss
 from nanoframe.ops.norm import layer_norm
 from nanoframe.ops.norm import rms_norm
+from nanoframe.ops.pooling import adaptive_avg_pool2d
+from nanoframe.ops.pooling import avg_pool1d
+from nanoframe.ops.pooling import avg_pool2d
+from nanoframe.ops.pooling import max_pool1d
+from nanoframe.ops.pooling import max_pool2d
 from nanoframe.tensor import Tensor as _Tensor
 
 __all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "causal_self_attention",
+    "conv1d",
+    "conv2d",
     "cross_entropy",
     "dropout",
     "embedding",
@@ -42,8 +55,11 @@ __all__ = [
     "leaky_relu",
     "linear",
     "log_softmax",
+    "max_pool1d",
+    "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "pad",
     "relu",
     "rms_norm",
     "scaled_dot_product_attention",

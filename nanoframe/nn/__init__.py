@@ -19,6 +19,7 @@ from nanoframe.nn.layers import (
     Tanh,
     Unflatten,
 )
+from nanoframe.nn.conv import Conv1d, Conv2d
 from nanoframe.nn.loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -29,6 +30,7 @@ from nanoframe.nn.loss import (
     SmoothL1Loss,
 )
 from nanoframe.nn.module import IncompatibleKeys, Module, ModuleDict, ModuleList, Parameter, Sequential
+from nanoframe.nn.pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 
 __all__ = [
     "Module",
@@ -53,6 +55,13 @@ __all__ = [
     "Identity",
     "Flatten",
     "Unflatten",
+    "Conv1d",
+    "Conv2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
     "CrossEntropyLoss",
     "NLLLoss",
     "MSELoss",

@@ -10,6 +10,7 @@ from nanoframe.ops.activation import log_softmax
 from nanoframe.ops.activation import silu
 from nanoframe.ops.activation import softmax
 from nanoframe.ops.attention import causal_self_attention
+from nanoframe.ops.batch_norm import batch_norm
 from nanoframe.ops.attention import scaled_dot_product_attention
 from nanoframe.ops.conv import conv1d
 from nanoframe.ops.conv import conv2d
@@ -41,6 +42,7 @@ __all__ = [
     "adaptive_avg_pool2d",
     "avg_pool1d",
     "avg_pool2d",
+    "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "causal_self_attention",

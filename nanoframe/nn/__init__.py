@@ -19,6 +19,7 @@ from nanoframe.nn.layers import (
     Tanh,
     Unflatten,
 )
+from nanoframe.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from nanoframe.nn.conv import Conv1d, Conv2d
 from nanoframe.nn.loss import (
     BCELoss,
@@ -55,6 +56,8 @@ __all__ = [
     "Identity",
     "Flatten",
     "Unflatten",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv1d",
     "Conv2d",
     "MaxPool1d",

@@ -208,17 +208,22 @@ def _group_gemm(a, b):
 
 
 def _col2im(gcols, ctx):
-    """Scatter-add gcols (C, kh, kw, N, Ho, Wo) back onto the padded input, then crop the padding."""
+    """Scatter-add gcols (C, kh, kw, N, Ho, Wo) back onto the padded input, then crop the padding.
+
+    The sums run in gcols' own (C, N, ...) order, so both sides of each strided add walk memory
+    alike (adding into an (N, C, ...) array was measured ~2x slower); one transposing copy at the end.
+    """
     c, kh, kw, n, ho, wo = gcols.shape
     (sh, sw), (dh, dw), (pt, pb, pl, pr) = ctx.stride, ctx.dilation, ctx.padding
-    gxp = np.zeros((n, c) + ctx.xp_shape[2:], dtype=gcols.dtype)
+    gxp = np.zeros((c, n) + ctx.xp_shape[2:], dtype=gcols.dtype)
     for i in range(kh):
         for j in range(kw):
             # every output position (ho, wo) read input (ho * sh + i * dh, wo * sw + j * dw)
-            dst = gxp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
-            dst += gcols[:, i, j].transpose(1, 0, 2, 3)
+            gxp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw] += gcols[:, i, j]
     h, w = ctx.x_shape[2:]
-    return gxp[:, :, pt:pt + h, pl:pl + w]
+    gx = np.empty(ctx.x_shape, dtype=gcols.dtype)
+    np.copyto(gx, gxp[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3))
+    return gx
 
 
 def _pair(v, n, name, op):

@@ -33,6 +33,14 @@ from nanoframe.nn.loss import (
 from nanoframe.nn.module import IncompatibleKeys, Module, ModuleDict, ModuleList, Parameter, Sequential
 from nanoframe.nn.pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from nanoframe.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from nanoframe.nn.transformer import (
+    MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "Module",
@@ -73,6 +81,12 @@ __all__ = [
     "RNNCell",
     "LSTMCell",
     "GRUCell",
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
+    "TransformerDecoderLayer",
+    "TransformerDecoder",
+    "Transformer",
     "CrossEntropyLoss",
     "NLLLoss",
     "MSELoss",

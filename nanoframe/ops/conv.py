@@ -137,7 +137,10 @@ class Conv2dFunction(Function):
         dcol = W^T @ dy,  dx = col2im(dcol)                  one GEMM, then kh * kw strided adds
     Putting N inside the columns makes each product a single large GEMM (instead of one small one
     per image); it costs a transposing copy of y and dy, which are K times smaller than cols.
-    Saves cols and the weight.
+    Each GEMM is split by columns over nanoframe.parallel's threads, each on a one-thread BLAS:
+    measured faster than one call on the BLAS's own threads (which lost badly on a busy machine),
+    and a channels-last variant (rows = output positions) was measured no faster, and slower for
+    depthwise convolutions. Saves cols and the weight.
     """
 
     @staticmethod
@@ -211,7 +214,7 @@ def _col2im(gcols, ctx):
     """Scatter-add gcols (C, kh, kw, N, Ho, Wo) back onto the padded input, then crop the padding.
 
     The sums run in gcols' own (C, N, ...) order, so both sides of each strided add walk memory
-    alike (adding into an (N, C, ...) array was measured ~2x slower); one transposing copy at the end.
+    alike (measured slightly faster than adding into an (N, C, ...) array); one transposing copy at the end.
     """
     c, kh, kw, n, ho, wo = gcols.shape
     (sh, sw), (dh, dw), (pt, pb, pl, pr) = ctx.stride, ctx.dilation, ctx.padding

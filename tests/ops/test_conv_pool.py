@@ -55,24 +55,6 @@ def test_conv1d_parity_and_gradcheck(xs, ws, kw):
     gradcheck(lambda *a: F.conv1d(*a, **kw), [x, w, b], (0, 1, 2))
 
 
-def test_conv_threaded_matches_serial():
-    x, w = rand(4, 8, 12, 12, seed=7, dtype=np.float32), rand(16, 8, 3, 3, seed=8, dtype=np.float32)
-    threads = nf.get_num_threads()
-    outs = []
-    for n in sorted({1, max(threads, 2)}):
-        try:
-            nf.set_num_threads(n)
-        except Exception:
-            continue
-        xt, wt = nf.Tensor(x.copy(), requires_grad=True), nf.Tensor(w.copy(), requires_grad=True)
-        y = F.conv2d(xt, wt, padding=1)
-        y.backward(np.ones(y.shape, np.float32))
-        outs.append((y.array, xt.grad_array, wt.grad_array))
-    nf.set_num_threads(threads)
-    for a, b in zip(outs[0], outs[-1]):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
 def test_conv_errors_name_the_op_and_shapes():
     x = nf.randn(2, 3, 5, 5)
     with pytest.raises(ValueError, match=r"conv2d: input shape \(2, 3, 5, 5\) has 3 channels, but weight shape \(4, 2, 3, 3\) with groups=1 expects 2"):

@@ -3,6 +3,7 @@ match torch's: weight, bias, running_mean, running_var, num_batches_tracked) and
 import numpy as np
 
 from nanoframe import functional as F
+from nanoframe.errors import NanoframeError
 from nanoframe.nn import init
 from nanoframe.nn.layers import _float_dtype
 from nanoframe.nn.module import Module, Parameter
@@ -57,9 +58,11 @@ class _BatchNorm(Module):
         x = input.array if isinstance(input, Tensor) else np.asarray(input)
         name = type(self).__name__
         if x.ndim not in self._dims:
-            raise ValueError(f"{name}: expected {' or '.join(f'{d}D' for d in self._dims)} input, got shape {x.shape}")
+            dims = " or ".join(f"{d}D" for d in self._dims)
+            raise NanoframeError(f"{name}: expected {dims} input, got shape {x.shape}")
         if x.shape[1] != self.num_features:
-            raise ValueError(f"{name}: expected {self.num_features} channels (num_features) in dim 1, got shape {x.shape}")
+            raise NanoframeError(f"{name}: expected {self.num_features} channels (num_features) in dim 1, "
+                                 f"got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.array += 1

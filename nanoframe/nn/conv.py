@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from nanoframe import functional as F
+from nanoframe.errors import NanoframeError
 from nanoframe.nn import init
 from nanoframe.nn.layers import _float_dtype
 from nanoframe.nn.module import Module, Parameter
@@ -26,18 +27,18 @@ class _ConvNd(Module):
         super().__init__()
         name, n = type(self).__name__, self._nd
         if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must be "
-                             f"divisible by groups={groups}")
+            raise NanoframeError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must be "
+                                 f"divisible by groups={groups}")
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+            raise NanoframeError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = _ntuple(kernel_size, n)
         self.stride, self.dilation = _ntuple(stride, n), _ntuple(dilation, n)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"{name}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+                raise NanoframeError(f"{name}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
             if padding == "same" and any(s != 1 for s in self.stride):
-                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+                raise NanoframeError(f"{name}: padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
             self.padding = _ntuple(padding, n)
@@ -65,7 +66,8 @@ class _ConvNd(Module):
         if self.padding == "valid":
             return (0, 0) * self._nd
         if self.padding == "same":
-            pairs = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(self.kernel_size, self.dilation)]
+            totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
+            pairs = [(t // 2, t - t // 2) for t in totals]
         else:
             pairs = [(p, p) for p in self.padding]
         return tuple(v for pair in reversed(pairs) for v in pair)

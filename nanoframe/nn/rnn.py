@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from nanoframe import functional as F
+from nanoframe.errors import NanoframeError
 from nanoframe.nn import init
 from nanoframe.nn.layers import _float_dtype
 from nanoframe.nn.module import Module, Parameter
@@ -49,11 +50,11 @@ class RNNBase(Module):
         super().__init__()
         name = type(self).__name__
         if not 0.0 <= dropout <= 1.0 or isinstance(dropout, bool):
-            raise ValueError(f"{name}: dropout should be a number in range [0, 1], got {dropout}")
+            raise NanoframeError(f"{name}: dropout should be a number in range [0, 1], got {dropout}")
         if int(hidden_size) < 1 or int(num_layers) < 1:
-            raise ValueError(f"{name}: hidden_size ({hidden_size}) and num_layers ({num_layers}) must be >= 1")
+            raise NanoframeError(f"{name}: hidden_size ({hidden_size}) and num_layers ({num_layers}) must be >= 1")
         if proj_size:
-            raise ValueError(f"{name}: proj_size={proj_size} is not supported (only proj_size=0)")
+            raise NanoframeError(f"{name}: proj_size={proj_size} is not supported (only proj_size=0)")
         self.mode, self.input_size, self.hidden_size = mode, int(input_size), int(hidden_size)
         self.num_layers, self.bias, self.batch_first = int(num_layers), bool(bias), bool(batch_first)
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bool(bidirectional), 0
@@ -86,10 +87,10 @@ class RNNBase(Module):
         x = _data(input)
         dtype = self._parameters["weight_ih_l0"].dtype
         if x.ndim not in (2, 3):
-            raise ValueError(f"{name}: expected a 2-D (unbatched) or 3-D input, got shape {x.shape}")
+            raise NanoframeError(f"{name}: expected a 2-D (unbatched) or 3-D input, got shape {x.shape}")
         if x.shape[-1] != self.input_size or x.dtype != dtype:
-            raise ValueError(f"{name}: input shape {x.shape} dtype {x.dtype} does not match input_size="
-                             f"{self.input_size} (the last dim) and the parameters' dtype {dtype}")
+            raise NanoframeError(f"{name}: input shape {x.shape} dtype {x.dtype} does not match input_size="
+                                 f"{self.input_size} (the last dim) and the parameters' dtype {dtype}")
         batched = x.ndim == 3
         if not batched:
             input = shape_ops.unsqueeze(input, 1)     # (T, 1, I)
@@ -97,7 +98,7 @@ class RNNBase(Module):
             input = shape_ops.transpose(input, 0, 1)  # (B, T, I) -> (T, B, I)
         t, b = input.shape[0], input.shape[1]
         if t == 0:
-            raise ValueError(f"{name}: expected a non-empty sequence, got input shape {x.shape}")
+            raise NanoframeError(f"{name}: expected a non-empty sequence, got input shape {x.shape}")
         dirs = 2 if self.bidirectional else 1
         h0, c0 = self._initial_state(hx, batched, b, dirs, dtype)
         h_n, c_n = [], []
@@ -130,15 +131,15 @@ class RNNBase(Module):
             zeros = Tensor(np.zeros(shape, dtype=dtype))
             return zeros, (zeros if is_lstm else None)
         if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-            raise ValueError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+            raise NanoframeError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
         states = list(hx) if is_lstm else [hx]
         want = shape if batched else (shape[0], shape[2])
         for i, s in enumerate(states):
             sd = _data(s)
             if sd.shape != want or sd.dtype != dtype:
                 label = ("h_0", "c_0")[i] if is_lstm else "hx"
-                raise ValueError(f"{name}: expected {label} of shape {want} and dtype {dtype}, "
-                                 f"got shape {sd.shape} dtype {sd.dtype}")
+                raise NanoframeError(f"{name}: expected {label} of shape {want} and dtype {dtype}, "
+                                     f"got shape {sd.shape} dtype {sd.dtype}")
             if not batched:
                 states[i] = shape_ops.unsqueeze(s, 1)
         return states[0], (states[1] if is_lstm else None)
@@ -164,7 +165,7 @@ class RNN(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
+            raise NanoframeError(f"RNN: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
                          bias, batch_first, dropout, bidirectional, dtype=dtype)
         self.nonlinearity = nonlinearity
@@ -215,8 +216,8 @@ class RNNCellBase(Module):
         name, is_lstm = type(self).__name__, self.mode == "LSTM"
         x = _data(input)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size or x.dtype != self.weight_ih.dtype:
-            raise ValueError(f"{name}: expected input (B, {self.input_size}) or ({self.input_size},) of dtype "
-                             f"{self.weight_ih.dtype}, got shape {x.shape} dtype {x.dtype}")
+            raise NanoframeError(f"{name}: expected input (B, {self.input_size}) or ({self.input_size},) of dtype "
+                                 f"{self.weight_ih.dtype}, got shape {x.shape} dtype {x.dtype}")
         batched = x.ndim == 2
         if not batched:
             input = shape_ops.unsqueeze(input, 0)
@@ -227,12 +228,12 @@ class RNNCellBase(Module):
             states = [zeros, zeros] if is_lstm else [zeros]
         else:
             if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                raise ValueError(f"{name}: hx must be a tuple (h, c), got {type(hx).__name__}")
+                raise NanoframeError(f"{name}: hx must be a tuple (h, c), got {type(hx).__name__}")
             states = list(hx) if is_lstm else [hx]
             for i, s in enumerate(states):
                 if _data(s).shape != want or _data(s).dtype != x.dtype:
-                    raise ValueError(f"{name}: expected hidden state of shape {want} and dtype {x.dtype}, "
-                                     f"got shape {_data(s).shape} dtype {_data(s).dtype}")
+                    raise NanoframeError(f"{name}: expected hidden state of shape {want} and dtype {x.dtype}, "
+                                         f"got shape {_data(s).shape} dtype {_data(s).dtype}")
                 if not batched:
                     states[i] = shape_ops.unsqueeze(s, 0)
         seq = shape_ops.unsqueeze(input, 0)           # (1, B, I): a sequence of one step
@@ -255,7 +256,7 @@ class RNNCellBase(Module):
 class RNNCell(RNNCellBase):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None):
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
+            raise NanoframeError(f"RNNCell: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, bias, dtype)
         self.nonlinearity = nonlinearity
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from nanoframe import functional as F
 from nanoframe.autograd import is_grad_enabled
+from nanoframe.errors import NanoframeError
 from nanoframe.nn import init
 from nanoframe.nn.layers import Dropout, LayerNorm, Linear, _float_dtype
 from nanoframe.nn.module import Module, ModuleList, Parameter
@@ -34,7 +35,7 @@ def _canonical_mask(mask, name, dtype):
     if m.dtype == np.bool_:
         return np.where(m, -np.inf, 0.0).astype(dtype)
     if m.dtype.kind != "f":
-        raise ValueError(f"MultiheadAttention: only bool and floating types of {name} are supported, got {m.dtype}")
+        raise NanoframeError(f"MultiheadAttention: only bool and floating types of {name} are supported, got {m.dtype}")
     return m.astype(dtype, copy=False)
 
 
@@ -56,8 +57,8 @@ class MultiheadAttention(Module):
                  kdim=None, vdim=None, batch_first=False, dtype=None):
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
-            raise ValueError(f"MultiheadAttention: embed_dim={embed_dim} must be positive and divisible by "
-                             f"num_heads={num_heads}")
+            raise NanoframeError(f"MultiheadAttention: embed_dim={embed_dim} must be positive and divisible by "
+                                 f"num_heads={num_heads}")
         dtype = _float_dtype(dtype)
         self.embed_dim, self.num_heads, self.dropout = int(embed_dim), int(num_heads), float(dropout)
         self.kdim = kdim if kdim is not None else embed_dim
@@ -133,8 +134,8 @@ class MultiheadAttention(Module):
                           "Use same type for both instead.", UserWarning, stacklevel=2)
         kpm = _canonical_mask(key_padding_mask, "key_padding_mask", dtype)
         if is_causal and attn_mask is None:
-            raise ValueError("MultiheadAttention: is_causal=True needs attn_mask (the hint says the mask is causal); "
-                             "Transformer.generate_square_subsequent_mask makes one")
+            raise NanoframeError("MultiheadAttention: is_causal=True needs attn_mask (the hint says the mask is "
+                                 "causal); Transformer.generate_square_subsequent_mask makes one")
         causal = bool(is_causal) and kpm is None and not need_weights     # torch hands the hint to SDPA
         mask = None if causal else _canonical_mask(attn_mask, "attn_mask", dtype)
         if kpm is not None and not batched:
@@ -179,24 +180,25 @@ class MultiheadAttention(Module):
     def _check_shapes(self, q, k, v, batched):
         name, e = type(self).__name__, self.embed_dim
         if q.ndim not in (2, 3) or k.ndim != q.ndim or v.ndim != q.ndim:
-            raise ValueError(f"{name}: query, key and value must all be 3-D (batched) or 2-D (unbatched), "
-                             f"got shapes {q.shape}, {k.shape}, {v.shape}")
+            raise NanoframeError(f"{name}: query, key and value must all be 3-D (batched) or 2-D (unbatched), "
+                                 f"got shapes {q.shape}, {k.shape}, {v.shape}")
         if q.shape[-1] != e or k.shape[-1] != self.kdim or v.shape[-1] != self.vdim:
-            raise ValueError(f"{name}: expected last dims embed_dim={e}, kdim={self.kdim}, vdim={self.vdim}; "
-                             f"got query {q.shape}, key {k.shape}, value {v.shape}")
+            raise NanoframeError(f"{name}: expected last dims embed_dim={e}, kdim={self.kdim}, vdim={self.vdim}; "
+                                 f"got query {q.shape}, key {k.shape}, value {v.shape}")
         if k.shape[:-1] != v.shape[:-1] or (batched and q.shape[1 - self.batch_first] != k.shape[1 - self.batch_first]):
-            raise ValueError(f"{name}: query {q.shape}, key {k.shape} and value {v.shape} disagree on the batch "
-                             "or key/value sequence dims")
+            raise NanoframeError(f"{name}: query {q.shape}, key {k.shape} and value {v.shape} disagree on the batch "
+                                 "or key/value sequence dims")
         if q.dtype.kind != "f" or not q.dtype == k.dtype == v.dtype == self.out_proj.weight.dtype:
-            raise ValueError(f"{name}: query, key, value dtypes {q.dtype}, {k.dtype}, {v.dtype} must equal the "
-                             f"parameters' {self.out_proj.weight.dtype}")
+            raise NanoframeError(f"{name}: query, key, value dtypes {q.dtype}, {k.dtype}, {v.dtype} must equal the "
+                                 f"parameters' {self.out_proj.weight.dtype}")
 
     def _check_mask(self, mask, kpm, bsz, tgt_len, src_len, batched):
         """attn_mask as (1, 1, L, S) or (B, nh, L, S); key_padding_mask checked against (B, S)."""
         name, nh = type(self).__name__, self.num_heads
         if kpm is not None and kpm.shape != (bsz, src_len):
             want = (bsz, src_len) if batched else (src_len,)
-            raise ValueError(f"{name}: expected key_padding_mask of shape {want}, got {kpm.shape if batched else kpm.shape[1:]}")
+            got = kpm.shape if batched else kpm.shape[1:]
+            raise NanoframeError(f"{name}: expected key_padding_mask of shape {want}, got {got}")
         if mask is None:
             return None
         if mask.ndim == 2 and mask.shape == (tgt_len, src_len):
@@ -204,7 +206,7 @@ class MultiheadAttention(Module):
         if mask.ndim == 3 and mask.shape == (bsz * nh, tgt_len, src_len):
             return mask.reshape(bsz, nh, tgt_len, src_len)
         want = f"({tgt_len}, {src_len}) or ({bsz * nh if batched else nh}, {tgt_len}, {src_len})"
-        raise ValueError(f"{name}: attn_mask must have shape {want}, got {mask.shape}")
+        raise NanoframeError(f"{name}: attn_mask must have shape {want}, got {mask.shape}")
 
 def _pad_last(mask):
     """A mask with one more (allowed) key position at the end."""
@@ -219,7 +221,7 @@ def _activation(activation):
             return F.relu
         if activation == "gelu":
             return F.gelu
-        raise ValueError(f"activation should be relu/gelu, not {activation}")
+        raise NanoframeError(f"activation should be relu/gelu, not {activation}")
     return activation
 
 
@@ -460,10 +462,10 @@ class Transformer(Module):
         s, t = _data(src), _data(tgt)
         bdim = 0 if self.batch_first else 1
         if s.ndim == 3 and s.shape[bdim] != t.shape[bdim]:
-            raise ValueError(f"Transformer: the batch number of src {s.shape} and tgt {t.shape} must be equal")
+            raise NanoframeError(f"Transformer: the batch number of src {s.shape} and tgt {t.shape} must be equal")
         if s.shape[-1] != self.d_model or t.shape[-1] != self.d_model:
-            raise ValueError(f"Transformer: the feature number of src {s.shape} and tgt {t.shape} must be equal "
-                             f"to d_model={self.d_model}")
+            raise NanoframeError(f"Transformer: the feature number of src {s.shape} and tgt {t.shape} must be equal "
+                                 f"to d_model={self.d_model}")
         memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask, is_causal=src_is_causal)
         return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                             tgt_key_padding_mask=tgt_key_padding_mask, memory_key_padding_mask=memory_key_padding_mask,

@@ -8,6 +8,7 @@ and the running statistics (when given) move toward the batch's, with the UNBIAS
 import numpy as np
 
 from nanoframe.autograd import Function
+from nanoframe.errors import NanoframeError
 from nanoframe.tensor import Tensor
 
 
@@ -76,18 +77,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     op = "batch_norm"
     x = _data(input)
     if x.ndim < 2 or x.dtype.kind != "f":
-        raise ValueError(f"{op}: expected a float input (N, C) or (N, C, ...), got shape {x.shape} dtype {x.dtype}")
+        raise NanoframeError(f"{op}: expected a float input (N, C) or (N, C, ...), got shape {x.shape} dtype {x.dtype}")
     c = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and _data(t).shape != (c,):
-            raise ValueError(f"{op}: {name} must have shape ({c},) for input shape {x.shape}, got {_data(t).shape}")
+            raise NanoframeError(f"{op}: {name} must have shape ({c},) for input shape {x.shape}, got {_data(t).shape}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and _data(t).dtype != x.dtype:
-            raise ValueError(f"{op}: {name} dtype {_data(t).dtype} must equal input dtype {x.dtype}")
+            raise NanoframeError(f"{op}: {name} dtype {_data(t).dtype} must equal input dtype {x.dtype}")
     if training:
         count = x.size // c if c else 0
         if count <= 1:
-            raise ValueError(f"{op}: expected more than 1 value per channel when training, got input shape {x.shape}")
+            raise NanoframeError(f"{op}: expected more than 1 value per channel when training, "
+                                 f"got input shape {x.shape}")
         x3 = x.reshape(x.shape[0], c, -1)
         mean = x3.mean(axis=(0, 2), dtype=np.float64)                       # accumulate in float64
         xc = x3 - mean.astype(x.dtype)[:, None]
@@ -100,7 +102,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 r += (momentum * batch).astype(r.dtype)
     else:
         if running_mean is None or running_var is None:
-            raise ValueError(f"{op}: running_mean and running_var are required when training=False")
+            raise NanoframeError(f"{op}: running_mean and running_var are required when training=False")
         mean = _data(running_mean).astype(np.float64)
         var = _data(running_var).astype(np.float64)
     return BatchNormFunction.apply(input, weight, bias, mean=mean, var=var, eps=float(eps), training=bool(training))

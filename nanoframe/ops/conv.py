@@ -7,6 +7,7 @@ conv1d runs as conv2d on (N, C, 1, L). Unbatched inputs ((C, H, W) / (C, L)) get
 import numpy as np
 
 from nanoframe.autograd import Function
+from nanoframe.errors import NanoframeError
 from nanoframe.ops import shape as shape_ops
 from nanoframe.parallel import GEMM_UNIT, parallel_for
 from nanoframe.tensor import Tensor
@@ -99,30 +100,30 @@ def pad(input, pad, mode="constant", value=None):
     x = _data(input)
     pad = tuple(int(p) for p in pad)
     if mode not in _PAD_MODES:
-        raise ValueError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
+        raise NanoframeError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
     if len(pad) % 2:
-        raise ValueError(f"pad: the pad tuple needs (left, right) pairs, got {len(pad)} values {pad}")
+        raise NanoframeError(f"pad: the pad tuple needs (left, right) pairs, got {len(pad)} values {pad}")
     k = len(pad) // 2
     if k > x.ndim:
-        raise ValueError(f"pad: {len(pad)} pad values pad {k} dims, but the input has shape {x.shape}")
+        raise NanoframeError(f"pad: {len(pad)} pad values pad {k} dims, but the input has shape {x.shape}")
     pads = [(0, 0)] * (x.ndim - k) + [(pad[2 * i], pad[2 * i + 1]) for i in reversed(range(k))]
     if mode == "constant":
         for n, (a, b) in zip(x.shape, pads):
             if n - max(-a, 0) - max(-b, 0) < 0:
-                raise ValueError(f"pad: pad {pad} crops more than the input shape {x.shape} holds")
+                raise NanoframeError(f"pad: pad {pad} crops more than the input shape {x.shape} holds")
         value = 0.0 if value is None else value
         return PadFunction.apply(input, pads=pads, mode=mode, value=value)
     if value is not None:
-        raise ValueError(f'pad: mode "{mode}" does not take a value argument')
+        raise NanoframeError(f'pad: mode "{mode}" does not take a value argument')
     if not k + 1 <= x.ndim <= k + 2 or k > 3:
-        raise ValueError(f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of an input with one or two more "
-                         f"dims; got {len(pad)} pad values for input shape {x.shape}")
+        raise NanoframeError(f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of an input with one or two more "
+                             f"dims; got {len(pad)} pad values for input shape {x.shape}")
     for n, (a, b) in zip(x.shape, pads):
         if a < 0 or b < 0:
-            raise ValueError(f"pad: negative padding (cropping) is only supported in constant mode, got {pad}")
+            raise NanoframeError(f"pad: negative padding (cropping) is only supported in constant mode, got {pad}")
         if mode == "reflect" and (a >= n or b >= n) or mode == "circular" and (a > n or b > n) or n == 0 and (a or b):
-            raise ValueError(f"pad: {mode} padding {pad} is too large for input shape {x.shape} "
-                             f"({'each pad must be smaller than' if mode == 'reflect' else 'at most'} the dim it pads)")
+            raise NanoframeError(f"pad: {mode} padding {pad} is too large for input shape {x.shape} "
+                                 f"({'each pad must be smaller than' if mode == 'reflect' else 'at most'} the dim it pads)")
     return PadFunction.apply(input, pads=pads, mode=mode, value=None)
 
 
@@ -214,10 +215,11 @@ def _col2im(gcols, ctx):
     """Scatter-add gcols (C, kh, kw, N, Ho, Wo) back onto the padded input, then crop the padding.
 
     The sums run in gcols' own (C, N, ...) order, so both sides of each strided add walk memory
-    alike (measured slightly faster than adding into an (N, C, ...) array); one transposing copy at the end.
+    alike (measured slightly faster than adding into an (N, C, ...) array); one transposing copy
+    at the end.
     """
     c, kh, kw, n, ho, wo = gcols.shape
-    (sh, sw), (dh, dw), (pt, pb, pl, pr) = ctx.stride, ctx.dilation, ctx.padding
+    (sh, sw), (dh, dw), (pt, _, pl, _) = ctx.stride, ctx.dilation, ctx.padding
     gxp = np.zeros((c, n) + ctx.xp_shape[2:], dtype=gcols.dtype)
     for i in range(kh):
         for j in range(kw):
@@ -232,7 +234,7 @@ def _col2im(gcols, ctx):
 def _pair(v, n, name, op):
     t = tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),) * n
     if len(t) != n:
-        raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {v!r}")
+        raise NanoframeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {v!r}")
     return t
 
 
@@ -244,14 +246,14 @@ def _conv_padding(padding, kernel, dilation, stride, op):
         if padding == "valid":
             return [(0, 0)] * n
         if padding != "same":
-            raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+            raise NanoframeError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
         if any(s != 1 for s in stride):
-            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
+            raise NanoframeError(f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
         totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
         return [(t // 2, t - t // 2) for t in totals]
     p = _pair(padding, n, "padding", op)
     if any(v < 0 for v in p):
-        raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
+        raise NanoframeError(f"{op}: padding must be >= 0, got {padding!r}")
     return [(v, v) for v in p]
 
 
@@ -260,23 +262,25 @@ def _conv_checks(op, x, w, b, stride, dilation, groups, spatial):
     nd = spatial + 2
     if x.ndim not in (nd - 1, nd):
         dims = "(N, C, H, W) or (C, H, W)" if spatial == 2 else "(N, C, L) or (C, L)"
-        raise ValueError(f"{op}: expected a {nd - 1}-D or {nd}-D input {dims}, got shape {x.shape}")
+        raise NanoframeError(f"{op}: expected a {nd - 1}-D or {nd}-D input {dims}, got shape {x.shape}")
     if w.ndim != nd:
-        raise ValueError(f"{op}: weight must be {nd}-D (out_channels, in_channels / groups, *kernel), got shape {w.shape}")
+        raise NanoframeError(f"{op}: weight must be {nd}-D (out_channels, in_channels / groups, *kernel), "
+                             f"got shape {w.shape}")
     if x.dtype.kind != "f" or x.dtype != w.dtype:
-        raise ValueError(f"{op}: input dtype {x.dtype} and weight dtype {w.dtype} must be the same float dtype")
+        raise NanoframeError(f"{op}: input dtype {x.dtype} and weight dtype {w.dtype} must be the same float dtype")
     if groups < 1 or w.shape[0] % groups:
-        raise ValueError(f"{op}: groups={groups} must be >= 1 and divide out_channels={w.shape[0]}")
+        raise NanoframeError(f"{op}: groups={groups} must be >= 1 and divide out_channels={w.shape[0]}")
     c = x.shape[-spatial - 1]
     if c != w.shape[1] * groups:
-        raise ValueError(f"{op}: input shape {x.shape} has {c} channels, but weight shape {w.shape} with "
-                         f"groups={groups} expects {w.shape[1] * groups}")
+        raise NanoframeError(f"{op}: input shape {x.shape} has {c} channels, but weight shape {w.shape} with "
+                             f"groups={groups} expects {w.shape[1] * groups}")
     if b is not None:
         bd = _data(b)
         if bd.shape != (w.shape[0],) or bd.dtype != w.dtype:
-            raise ValueError(f"{op}: bias must be ({w.shape[0]},) of dtype {w.dtype}, got shape {bd.shape} dtype {bd.dtype}")
+            raise NanoframeError(f"{op}: bias must be ({w.shape[0]},) of dtype {w.dtype}, "
+                                 f"got shape {bd.shape} dtype {bd.dtype}")
     if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
-        raise ValueError(f"{op}: stride {stride} and dilation {dilation} must be >= 1")
+        raise NanoframeError(f"{op}: stride {stride} and dilation {dilation} must be >= 1")
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -292,8 +296,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     hp, wp = x.shape[-2] + pt + pb, x.shape[-1] + pl + pr
     eh, ew = dilation[0] * (w.shape[2] - 1) + 1, dilation[1] * (w.shape[3] - 1) + 1
     if hp < eh or wp < ew:
-        raise ValueError(f"{op}: padded input size ({hp} x {wp}) is smaller than the dilated kernel "
-                         f"({eh} x {ew}) for input shape {x.shape} and weight shape {w.shape}")
+        raise NanoframeError(f"{op}: padded input size ({hp} x {wp}) is smaller than the dilated kernel "
+                             f"({eh} x {ew}) for input shape {x.shape} and weight shape {w.shape}")
     unbatched = x.ndim == 3
     if unbatched:
         input = shape_ops.unsqueeze(input, 0)
@@ -310,8 +314,8 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     _conv_checks(op, x, w, bias, stride, dilation, int(groups), 1)
     ((pl, pr),) = _conv_padding(padding, w.shape[2:], dilation, stride, op)
     if x.shape[-1] + pl + pr < dilation[0] * (w.shape[2] - 1) + 1:
-        raise ValueError(f"{op}: padded input length {x.shape[-1] + pl + pr} is smaller than the dilated kernel "
-                         f"({dilation[0] * (w.shape[2] - 1) + 1}) for input shape {x.shape} and weight shape {w.shape}")
+        raise NanoframeError(f"{op}: padded input length {x.shape[-1] + pl + pr} is smaller than the dilated kernel "
+                             f"({dilation[0] * (w.shape[2] - 1) + 1}) for input shape {x.shape} and weight shape {w.shape}")
     unbatched = x.ndim == 2
     x4 = shape_ops.unsqueeze(input, 1 if unbatched else 2)                # (N, C, 1, L) / (C, 1, L)
     if unbatched:

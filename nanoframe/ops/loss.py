@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from nanoframe.autograd import Function, unbroadcast
+from nanoframe.errors import NanoframeError
 from nanoframe.ops import elementwise, reduce as reduce_ops, shape as shape_ops
 from nanoframe.parallel import parallel_for
 from nanoframe.tensor import Tensor
@@ -38,7 +39,7 @@ def reduction_from_args(op, size_average, reduce, reduction):
         else:
             reduction = "mean" if size_average in (None, True) else "sum"
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise NanoframeError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return reduction
 
 
@@ -56,9 +57,9 @@ def _class_rows(input, x):
 
 def _check_input(op, x):
     if x.dtype.kind != "f":
-        raise ValueError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
+        raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
     if x.ndim < 1:
-        raise ValueError(f"{op}: input must be (C,), (N, C) or (N, C, d1, ...), got a 0-d input")
+        raise NanoframeError(f"{op}: input must be (C,), (N, C) or (N, C, d1, ...), got a 0-d input")
 
 
 def _check_weight(op, weight, c, dtype):
@@ -66,9 +67,9 @@ def _check_weight(op, weight, c, dtype):
         return None
     w = _data(weight)
     if w.ndim != 1 or w.shape[0] != c:
-        raise ValueError(f"{op}: weight must have shape ({c},), one entry per class, got shape {w.shape}")
+        raise NanoframeError(f"{op}: weight must have shape ({c},), one entry per class, got shape {w.shape}")
     if w.dtype.kind != "f":
-        raise ValueError(f"{op}: weight must be a float array, got dtype {w.dtype}")
+        raise NanoframeError(f"{op}: weight must be a float array, got dtype {w.dtype}")
     return w.astype(dtype, copy=False)
 
 
@@ -76,13 +77,13 @@ def _check_class_targets(op, x, t, ignore_index):
     """Int targets of shape (N, d1, ...) (or () for a (C,) input) with ids in [0, C) or ignore_index."""
     expected = () if x.ndim == 1 else x.shape[:1] + x.shape[2:]
     if t.dtype.kind not in "iu":
-        raise ValueError(
+        raise NanoframeError(
             f"{op}: targets must be integer class ids of shape {expected}"
             f"{' or class probabilities of the input shape ' + str(x.shape) if op == 'cross_entropy' else ''}, "
             f"got dtype {t.dtype} with shape {t.shape}"
         )
     if t.shape != expected:
-        raise ValueError(
+        raise NanoframeError(
             f"{op}: targets shape {t.shape} does not match input shape {x.shape}: expected {expected} "
             "(the class dim is 1: input (N, C, d1, ...), targets (N, d1, ...))"
         )
@@ -90,7 +91,7 @@ def _check_class_targets(op, x, t, ignore_index):
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
         tid = int(t[bad].flat[0])
-        raise ValueError(f"{op}: target id {tid} is out of range [0, {c}) (ignore_index={ignore_index})")
+        raise NanoframeError(f"{op}: target id {tid} is out of range [0, {c}) (ignore_index={ignore_index})")
     return t.reshape(-1)
 
 
@@ -263,20 +264,20 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     reduction = reduction_from_args(op, size_average, reduce, reduction)
     _check_input(op, x)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+        raise NanoframeError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
     c = x.shape[0] if x.ndim == 1 else x.shape[1]
     w = _check_weight(op, weight, c, x.dtype)
     if t.dtype.kind == "f" and t.shape == x.shape:
         if ignore_index >= 0:
-            raise ValueError(f"{op}: ignore_index={ignore_index} is not supported for class-probability targets")
+            raise NanoframeError(f"{op}: ignore_index={ignore_index} is not supported for class-probability targets")
         if t.dtype != x.dtype:
             target = elementwise.cast(target if isinstance(target, Tensor) else Tensor(t), x.dtype)
         return SoftTargetCrossEntropy.apply(_class_rows(input, x), _class_rows(target, x), w,
                                             label_smoothing=float(label_smoothing), reduction=reduction,
                                             out_shape=x.shape[:1] + x.shape[2:] if x.ndim > 1 else ())
     t_rows = _check_class_targets(op, x, t, ignore_index)
-    return CrossEntropy.apply(_class_rows(input, x), t_rows, w, ignore_index=ignore_index, label_smoothing=float(label_smoothing),
-                              reduction=reduction, out_shape=t.shape)
+    return CrossEntropy.apply(_class_rows(input, x), t_rows, w, ignore_index=ignore_index,
+                              label_smoothing=float(label_smoothing), reduction=reduction, out_shape=t.shape)
 
 
 class NLL(Function):
@@ -408,11 +409,11 @@ def _check_pair(op, input, target):
     """Float input; target broadcastable (torch warns when the sizes differ); target cast to the input dtype."""
     x, t = _data(input), _data(target)
     if x.dtype.kind != "f":
-        raise ValueError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
+        raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
     try:
         np.broadcast_shapes(x.shape, t.shape)
     except ValueError:
-        raise ValueError(f"{op}: input shape {x.shape} and target shape {t.shape} do not broadcast") from None
+        raise NanoframeError(f"{op}: input shape {x.shape} and target shape {t.shape} do not broadcast") from None
     if t.shape != x.shape:
         warnings.warn(f"{op}: using a target size {t.shape} that is different to the input size {x.shape}. "
                       "This will likely lead to incorrect results due to broadcasting. "
@@ -427,7 +428,7 @@ def _weighted(op, loss, input, weight, reduction):
     from Tensor ops, so weight gets a gradient too when it requires one."""
     w = _data(weight)
     if w.shape != _data(input).shape:
-        raise ValueError(f"{op}: weight shape {w.shape} must equal input shape {_data(input).shape}")
+        raise NanoframeError(f"{op}: weight shape {w.shape} must equal input shape {_data(input).shape}")
     loss = loss * (weight if isinstance(weight, Tensor) else w.astype(_data(input).dtype))
     if reduction == "none":
         return loss
@@ -458,7 +459,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     """PyTorch's F.smooth_l1_loss; beta=0 is the L1 loss (as torch)."""
     reduction = reduction_from_args("smooth_l1_loss", size_average, reduce, reduction)
     if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+        raise NanoframeError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
     target = _check_pair("smooth_l1_loss", input, target)
     if beta == 0.0:
         return L1.apply(input, target, reduction=reduction)
@@ -506,9 +507,9 @@ class BCE(Function):
 def _check_binary(op, input, target, weight):
     x, t = _data(input), _data(target)
     if x.dtype.kind != "f":
-        raise ValueError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
+        raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
     if t.shape != x.shape:
-        raise ValueError(f"{op}: target shape {t.shape} must equal input shape {x.shape}")
+        raise NanoframeError(f"{op}: target shape {t.shape} must equal input shape {x.shape}")
     if t.dtype != x.dtype:
         if isinstance(target, Tensor) and t.dtype.kind == "f":
             target = elementwise.cast(target, x.dtype)
@@ -522,7 +523,7 @@ def _check_binary(op, input, target, weight):
         except ValueError:
             fits = False
         if not fits:
-            raise ValueError(f"{op}: weight shape {w.shape} does not broadcast to input shape {x.shape}")
+            raise NanoframeError(f"{op}: weight shape {w.shape} does not broadcast to input shape {x.shape}")
     return target, w
 
 
@@ -534,7 +535,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     x = _data(input)
     if not ((x >= 0) & (x <= 1)).all():
         bad = x[~((x >= 0) & (x <= 1))].flat[0]
-        raise ValueError(f"{op}: all elements of input should be between 0 and 1, got {bad}")
+        raise NanoframeError(f"{op}: all elements of input should be between 0 and 1, got {bad}")
     return BCE.apply(input, target, w, reduction=reduction)
 
 
@@ -611,5 +612,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         except ValueError:
             fits = False
         if not fits:
-            raise ValueError(f"{op}: pos_weight shape {pw.shape} does not broadcast to input shape {x.shape}")
+            raise NanoframeError(f"{op}: pos_weight shape {pw.shape} does not broadcast to input shape {x.shape}")
     return BCEWithLogits.apply(input, target, w, pw, reduction=reduction)

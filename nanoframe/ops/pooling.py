@@ -10,6 +10,7 @@ window copy of the input.
 import numpy as np
 
 from nanoframe.autograd import Function
+from nanoframe.errors import NanoframeError
 from nanoframe.ops import shape as shape_ops
 from nanoframe.tensor import Tensor
 
@@ -21,8 +22,15 @@ def _data(a):
 def _tuple(v, n, name, op):
     t = tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),) * n
     if len(t) != n:
-        raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {v!r}")
+        raise NanoframeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {v!r}")
     return t
+
+
+def _stride(stride, kernel, nd, op):
+    """stride=None (or empty) means kernel_size, as torch."""
+    if stride is None or isinstance(stride, (list, tuple)) and not stride:
+        return kernel
+    return _tuple(stride, nd, "stride", op)
 
 
 def _out_size(size, k, s, p, d, ceil_mode):
@@ -54,18 +62,18 @@ def _padded(x, padding, need_hw, fill):
 def _check_pool(op, x, kernel, stride, padding, dilation, ceil_mode):
     """Options checked and the output size (Ho, Wo); one line naming the op and the shapes."""
     if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {x.shape}")
+        raise NanoframeError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {x.shape}")
     if x.dtype.kind != "f":
-        raise ValueError(f"{op}: input must be a float array, got dtype {x.dtype}")
+        raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype}")
     if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
-        raise ValueError(f"{op}: kernel_size {kernel}, stride {stride} and dilation {dilation} must be >= 1 "
-                         f"and padding {padding} >= 0")
+        raise NanoframeError(f"{op}: kernel_size {kernel}, stride {stride} and dilation {dilation} must be >= 1 "
+                             f"and padding {padding} >= 0")
     if any(2 * p > k for p, k in zip(padding, kernel)):
-        raise ValueError(f"{op}: padding {padding} should be at most half of kernel_size {kernel}")
+        raise NanoframeError(f"{op}: padding {padding} should be at most half of kernel_size {kernel}")
     out = tuple(_out_size(x.shape[2 + i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2))
     if min(out) < 1:
-        raise ValueError(f"{op}: input shape {x.shape} is too small for kernel_size {kernel}, stride {stride}, "
-                         f"padding {padding}, dilation {dilation}: output size would be {out}")
+        raise NanoframeError(f"{op}: input shape {x.shape} is too small for kernel_size {kernel}, stride {stride}, "
+                             f"padding {padding}, dilation {dilation}: output size would be {out}")
     return out
 
 
@@ -136,7 +144,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def _max_pool(op, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd):
     x4, restore = _as_4d(op, input, nd)
     kernel = _tuple(kernel_size, nd, "kernel_size", op)
-    stride = kernel if stride is None or isinstance(stride, (list, tuple)) and not stride else _tuple(stride, nd, "stride", op)
+    stride = _stride(stride, kernel, nd, op)
     padding, dilation = _tuple(padding, nd, "padding", op), _tuple(dilation, nd, "dilation", op)
     if nd == 1:
         kernel, stride, padding, dilation = (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation
@@ -155,7 +163,7 @@ def _as_4d(op, input, nd):
     x = _data(input)
     if x.ndim not in (nd + 1, nd + 2):
         dims = "(N, C, H, W) or (C, H, W)" if nd == 2 else "(N, C, L) or (C, L)"
-        raise ValueError(f"{op}: expected a {nd + 1}-D or {nd + 2}-D input {dims}, got shape {x.shape}")
+        raise NanoframeError(f"{op}: expected a {nd + 1}-D or {nd + 2}-D input {dims}, got shape {x.shape}")
     batch = x.shape[:-nd - 1] or (1,)
     shape4 = batch + x.shape[-nd - 1:] if nd == 2 else batch + (x.shape[-2], 1, x.shape[-1])
     lead = x.shape[:-nd]                               # (N, C) or (C,)
@@ -225,7 +233,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 def _avg_pool(op, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd):
     x4, restore = _as_4d(op, input, nd)
     kernel = _tuple(kernel_size, nd, "kernel_size", op)
-    stride = kernel if stride is None or isinstance(stride, (list, tuple)) and not stride else _tuple(stride, nd, "stride", op)
+    stride = _stride(stride, kernel, nd, op)
     padding = _tuple(padding, nd, "padding", op)
     if nd == 1:
         kernel, stride, padding = (1,) + kernel, (1,) + stride, (0,) + padding
@@ -233,7 +241,7 @@ def _avg_pool(op, input, kernel_size, stride, padding, ceil_mode, count_include_
     out_hw = _check_pool(op, x, kernel, stride, padding, (1, 1), ceil_mode)
     if divisor_override is not None:
         if int(divisor_override) == 0:
-            raise ValueError(f"{op}: divisor_override must be non-zero")
+            raise NanoframeError(f"{op}: divisor_override must be non-zero")
         divisor = np.asarray(float(divisor_override), dtype=x.dtype)
     else:
         dh, dw = (_divisor(x.shape[2 + i], kernel[i], stride[i], padding[i], out_hw[i], count_include_pad)
@@ -273,12 +281,12 @@ def adaptive_avg_pool2d(input, output_size):
     x4, restore = _as_4d(op, input, 2)
     x = _data(x4)
     if x.dtype.kind != "f":
-        raise ValueError(f"{op}: input must be a float array, got dtype {x.dtype}")
+        raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype}")
     sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
     if len(sizes) != 2:
-        raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+        raise NanoframeError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
     ho, wo = (x.shape[2 + i] if s is None else int(s) for i, s in enumerate(sizes))
     if ho < 1 or wo < 1 or 0 in x.shape[2:]:
-        raise ValueError(f"{op}: output size {(ho, wo)} and input shape {x.shape} must be non-empty")
+        raise NanoframeError(f"{op}: output size {(ho, wo)} and input shape {x.shape} must be non-empty")
     return restore(AdaptiveAvgPool2dFunction.apply(x4, a_h=_adaptive_matrix(x.shape[2], ho, x.dtype),
                                                    a_w=_adaptive_matrix(x.shape[3], wo, x.dtype)))

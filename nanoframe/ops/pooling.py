@@ -82,9 +82,12 @@ class MaxPool2dFunction(Function):
     """x (N, C, H, W) -> y (N, C, Ho, Wo): the max over each window of the -inf padded input.
 
     Scans the window offsets in row-major order and keeps the first maximum (a NaN wins, the last
-    one seen), as torch's CPU kernel does. Saves the argmax as a flat index into each (H, W) plane
-    (torch's return_indices values); the backward adds dy at those indices (overlapping windows
-    may pick the same element: the gradients add up).
+    one seen), as torch's CPU kernel does; a window without an element above -inf reports its
+    first in-bounds slot, as torch. The winning offset k = i * kw + j is kept in an int16 array,
+    updated arithmetically (arg += take * (k - arg): masked stores were measured far slower).
+    Saves it; the backward adds dy, offset by offset, into the strided view of the input that
+    offset reads (overlapping windows that pick the same element add up) and crops the padding.
+    torch's return_indices values (flat (H, W) indices) are built only when asked for.
     """
 
     @staticmethod
@@ -94,40 +97,51 @@ class MaxPool2dFunction(Function):
         need = ((ho - 1) * sh + dh * (kh - 1) + 1, (wo - 1) * sw + dw * (kw - 1) + 1)
         xp = _padded(x, padding, need, -np.inf)
         best = _window(xp, 0, 0, stride, dilation, out_hw).copy()
-        arg = np.zeros(best.shape, dtype=np.int64)     # window offset i * kw + j of the max
+        arg = np.zeros(best.shape, dtype=np.int16)     # window offset i * kw + j of the max
+        take = np.empty(best.shape, dtype=bool)
+        step = np.empty(best.shape, dtype=np.int16)
+        has_nan = bool(np.isnan(x).any())
         for i in range(kh):
             for j in range(kw):
                 if i == j == 0:
                     continue
                 v = _window(xp, i, j, stride, dilation, out_hw)
-                take = v > best
-                take |= np.isnan(v)
-                np.copyto(best, v, where=take)
-                arg[take] = i * kw + j
-        # input row/col of the max: ho * sh - ph + i * dh, wo * sw - pw + j * dw
-        rows = np.arange(ho)[:, None] * sh - ph + (arg // kw) * dh
-        cols = np.arange(wo)[None, :] * sw - pw + (arg % kw) * dw
-        idx = rows * w + cols                          # (N, C, Ho, Wo) flat index into (H, W)
-        none = best == -np.inf                         # no element above -inf (or only padding):
-        if none.any():                                 # torch reports its window's first in-bounds slot
-            r0, c0 = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
-            r0 = r0 + -(np.minimum(r0, 0) // dh) * dh  # torch: while (ih0 < 0) ih0 += dilation
-            c0 = c0 + -(np.minimum(c0, 0) // dw) * dw
-            np.copyto(idx, r0[:, None] * w + c0[None, :], where=none)
+                np.greater(v, best, out=take)
+                if has_nan:
+                    take |= np.isnan(v)
+                np.subtract(i * kw + j, arg, out=step)
+                step *= take
+                arg += step                            # arg = k where take
+                np.maximum(best, v, out=best)          # NaN propagates: torch's value too
+        none = best == -np.inf                         # nothing above -inf (or only padding)
+        if none.any():
+            # torch's first in-bounds slot: while (ih0 < 0) ih0 += dilation, per output row / col
+            i0 = -(np.minimum(np.arange(ho) * sh - ph, 0) // dh)
+            j0 = -(np.minimum(np.arange(wo) * sw - pw, 0) // dw)
+            np.copyto(arg, (i0[:, None] * kw + j0[None, :]).astype(np.int16), where=none)
         if indices_out is not None:
-            indices_out.append(idx)
-        ctx.save_for_backward(idx)
-        ctx.x_shape = x.shape
+            # flat input index of the max: (ho sh - ph + i dh) * W + (wo sw - pw + j dw)
+            base = (np.arange(ho)[:, None] * sh - ph) * w + (np.arange(wo)[None, :] * sw - pw)
+            k = np.arange(max(kh * kw, int(arg.max()) + 1))     # (a padding-only window may point past the kernel)
+            indices_out.append(base + ((k // kw) * dh * w + (k % kw) * dw)[arg])
+        ctx.save_for_backward(arg)
+        ctx.x_shape, ctx.xp_shape = x.shape, xp.shape
+        ctx.kernel, ctx.stride, ctx.padding, ctx.dilation, ctx.out_hw = kernel, stride, padding, dilation, out_hw
         return best
 
     @staticmethod
     def backward(ctx, gy):
-        (idx,) = ctx.saved_tensors
-        n, c, h, w = ctx.x_shape
-        plane = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
-        inside = (idx >= 0) & (idx < h * w)           # a window of padding only has no input element
-        gx = np.bincount((idx + plane)[inside], weights=gy[inside], minlength=n * c * h * w)
-        return gx.astype(gy.dtype, copy=False).reshape(ctx.x_shape)
+        (arg,) = ctx.saved_tensors
+        (kh, kw), (ph, pw), (h, w) = ctx.kernel, ctx.padding, ctx.x_shape[2:]
+        gxp = np.zeros(ctx.xp_shape, dtype=gy.dtype)
+        hit = np.empty(arg.shape, dtype=bool)
+        part = np.empty(arg.shape, dtype=gy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                np.equal(arg, i * kw + j, out=hit)
+                np.multiply(gy, hit, out=part)
+                _window(gxp, i, j, ctx.stride, ctx.dilation, ctx.out_hw)[...] += part
+        return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + w])
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -149,7 +163,7 @@ def _max_pool(op, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     if nd == 1:
         kernel, stride, padding, dilation = (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation
     out_hw = _check_pool(op, _data(x4), kernel, stride, padding, dilation, ceil_mode)
-    indices = []
+    indices = [] if return_indices else None
     out = MaxPool2dFunction.apply(x4, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
                                   out_hw=out_hw, indices_out=indices)
     if not return_indices:

@@ -230,3 +230,19 @@ def test_pool_errors():
         F.avg_pool2d(x, 5)
     with pytest.raises(ValueError, match=r"max_pool1d: expected a 2-D or 3-D input \(N, C, L\) or \(C, L\), got shape \(2, 3, 4, 4\)"):
         F.max_pool1d(x, 2)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 4), o=st.integers(1, 4), g=st.integers(1, 3), h=st.integers(1, 6),
+       w=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4), s=st.integers(1, 3), d=st.integers(1, 2),
+       pad=st.sampled_from([0, 1, 2, "same", "valid"]))
+def test_conv2d_random_configs_match_torch_or_both_refuse(n, c, o, g, h, w, kh, kw, s, d, pad):
+    x, wt = rand(n, c, h, w, seed=1), rand(o, max(c // g, 1), kh, kw, seed=2)
+    try:
+        ref = tF.conv2d(torch.from_numpy(x), torch.from_numpy(wt), stride=s, padding=pad, dilation=d, groups=g).numpy()
+    except RuntimeError:
+        with pytest.raises(ValueError, match="^conv2d: "):
+            F.conv2d(nf.Tensor(x), nf.Tensor(wt), stride=s, padding=pad, dilation=d, groups=g)
+        return
+    got = F.conv2d(nf.Tensor(x), nf.Tensor(wt), stride=s, padding=pad, dilation=d, groups=g).array
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)

@@ -1,11 +1,14 @@
 """Forward + backward time of each fused op in nanoframe.functional next to PyTorch's (CPU).
 
-GPT-sized shapes: B=8, T=256, C=384, nh=6, hs=64, V=4096, float32. Each entry is the median of
-several repeats of one forward and one backward (upstream gradient of ones / a fixed array).
+GPT-sized shapes: B=8, T=256, C=384, nh=6, hs=64, V=4096, float32; the conv, pooling and batch
+norm rows use a CIFAR-sized ResNet block (N=32, C=64, 32x32), the recurrent rows a char-RNN
+(T=128, B=32, input = hidden = 256). Each entry is the median of several repeats of one forward
+and one backward (upstream gradient of ones / a fixed array); the recurrent rows include the
+gradients of all the layer's weights.
 ratio = torch_time / nanoframe_time, so > 1 means nanoframe is faster. Runs without torch (the
 reference column then shows "-").
 
-    python benchmarks/bench_ops.py [--repeats 7] [--markdown]
+    python benchmarks/bench_ops.py [--repeats 7] [--markdown] [--only conv,LSTM]
 """
 import argparse
 import time
@@ -17,6 +20,8 @@ import nanoframe.functional as F
 
 B, T, C, NH, V = 8, 256, 384, 6, 4096
 HS = C // NH
+CN, CC, CH = 32, 64, 32            # conv rows: batch, channels, height = width
+RT, RB, RH = 128, 32, 256          # recurrent rows: time steps, batch, input = hidden size
 
 
 def _median_time(fn, repeats, warmup=2):
@@ -50,8 +55,8 @@ def cases():
          F.softmax, lambda tF: (lambda x: tF.softmax(x, dim=-1))),
         ("log_softmax", f"x ({B * T},{V})", lambda r: [r((B * T, V))], (0,),
          F.log_softmax, lambda tF: (lambda x: tF.log_softmax(x, dim=-1))),
-        ("cross_entropy", f"logits ({B},{T},{V})", lambda r: [r((B, T, V)), _ids((B, T))], (0,),
-         F.cross_entropy, lambda tF: (lambda x, t: tF.cross_entropy(x.view(-1, V), t.view(-1)))),
+        ("cross_entropy", f"logits ({B * T},{V})", lambda r: [r((B * T, V)), _ids((B * T,))], (0,),
+         F.cross_entropy, lambda tF: tF.cross_entropy),
         ("nll_loss", f"logp ({B * T},{V})", lambda r: [r((B * T, V)), _ids((B * T,))], (0,),
          F.nll_loss, lambda tF: tF.nll_loss),
         ("mse_loss", f"x ({B},{T},{C})", lambda r: [r((B, T, C)), r((B, T, C))], (0,),
@@ -62,10 +67,35 @@ def cases():
          lambda x: F.dropout(x, 0.1), lambda tF: (lambda x: tF.dropout(x, 0.1))),
         ("causal_self_attention", f"qkv ({B},{T},{3 * C}) nh={NH}", lambda r: [r((B, T, 3 * C))], (0,),
          lambda qkv: F.causal_self_attention(qkv, NH), lambda tF: _torch_packed_attention(tF)),
+        ("conv2d 3x3 pad 1", f"x ({CN},{CC},{CH},{CH}) W ({CC},{CC},3,3) b", lambda r: [r((CN, CC, CH, CH)), r((CC, CC, 3, 3)), r((CC,))],
+         (0, 1, 2), lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda tF: (lambda x, w, b: tF.conv2d(x, w, b, padding=1))),
+        ("conv2d 3->64 stride 2", f"x ({CN},3,{CH},{CH}) W ({CC},3,5,5)", lambda r: [r((CN, 3, CH, CH)), r((CC, 3, 5, 5))],
+         (0, 1), lambda x, w: F.conv2d(x, w, stride=2, padding=2), lambda tF: (lambda x, w: tF.conv2d(x, w, stride=2, padding=2))),
+        ("conv1d k=5", f"x ({CN},{CC},{CH * CH // 4}) W ({CC},{CC},5)", lambda r: [r((CN, CC, CH * CH // 4)), r((CC, CC, 5))],
+         (0, 1), lambda x, w: F.conv1d(x, w, padding=2), lambda tF: (lambda x, w: tF.conv1d(x, w, padding=2))),
+        ("max_pool2d 2x2", f"x ({CN},{CC},{CH},{CH})", lambda r: [r((CN, CC, CH, CH))], (0,),
+         lambda x: F.max_pool2d(x, 2), lambda tF: (lambda x: tF.max_pool2d(x, 2))),
+        ("batch_norm (train)", f"x ({CN},{CC},{CH},{CH})", lambda r: [r((CN, CC, CH, CH)), r((CC,)), r((CC,))], (0, 1, 2),
+         lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+         lambda tF: (lambda x, w, b: tF.batch_norm(x, None, None, w, b, training=True))),
+        ("LSTM layer", f"x ({RT},{RB},{RH}) H={RH}", lambda r: [r((RT, RB, RH))], (0,),
+         _recurrent("LSTM"), lambda tF: _recurrent("LSTM", torch_module=True)),
+        ("GRU layer", f"x ({RT},{RB},{RH}) H={RH}", lambda r: [r((RT, RB, RH))], (0,),
+         _recurrent("GRU"), lambda tF: _recurrent("GRU", torch_module=True)),
         ("sdpa causal", f"q,k,v ({B},{NH},{T},{HS})", lambda r: [r((B, NH, T, HS)), r((B, NH, T, HS)), r((B, NH, T, HS))],
          (0, 1, 2), lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
          lambda tF: (lambda q, k, v: tF.scaled_dot_product_attention(q, k, v, is_causal=True))),
     ]
+
+
+def _recurrent(kind, torch_module=False):
+    """x -> output of a one-layer LSTM / GRU (its weights get gradients too)."""
+    if torch_module:
+        import torch
+        layer = getattr(torch.nn, kind)(RH, RH)
+    else:
+        layer = getattr(nf.nn, kind)(RH, RH)
+    return lambda x: layer(x)[0]
 
 
 def _torch_packed_attention(tF):
@@ -111,7 +141,7 @@ def bench_torch(torch, make, grad_idx, fn, repeats):
 
     def step():
         for i in grad_idx:
-            ts[i].grad_array = None
+            ts[i].grad = None
         fn(*ts).backward(gy)
 
     return _median_time(step, repeats)
@@ -121,7 +151,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--markdown", action="store_true", help="print only the markdown table")
+    ap.add_argument("--only", default="", help="comma-separated substrings: run only the ops whose name has one")
     args = ap.parse_args(argv)
+    wanted = [w for w in args.only.split(",") if w]
+    selected = [c for c in cases() if not wanted or any(w in c[0] for w in wanted)]
     try:
         import torch
         import torch.nn.functional as tF
@@ -133,9 +166,9 @@ def main(argv=None):
     # Two phases (all nanoframe ops, then all torch ops): OpenBLAS and OpenMP worker threads
     # spin-wait after their work, so interleaving the two libraries slows down both.
     table = [(name, shapes, bench_nanoframe(make, grad_idx, fn, args.repeats))
-             for name, shapes, make, grad_idx, fn, _ in cases()]
+             for name, shapes, make, grad_idx, fn, _ in selected]
     refs = [bench_torch(torch, make, grad_idx, tfn(tF), args.repeats) if torch is not None else None
-            for _, _, make, grad_idx, _, tfn in cases()]
+            for _, _, make, grad_idx, _, tfn in selected]
     rows = ["| op | shapes | nanoframe ms | torch ms | ratio (torch/nanoframe) |", "|---|---|---:|---:|---:|"]
     for (name, shapes, t_nf), t_ref in zip(table, refs):
         ref, ratio = ("-", "-") if t_ref is None else (f"{t_ref * 1e3:.2f}", f"{t_ref / t_nf:.2f}")

@@ -434,7 +434,7 @@ class GPT(nn.Module):
             tgt = _as_ids(targets, "targets")
             if tgt.shape != (B, T):
                 raise ValueError(f"GPT.forward: targets shape {tgt.shape} must equal idx shape {(B, T)}")
-            loss = F.cross_entropy(logits, tgt, ignore_index=ignore_index)
+            loss = F.cross_entropy(logits.reshape(B * T, -1), tgt.reshape(-1), ignore_index=ignore_index)  # (B*T, V) rows
         return logits, loss
 
     def forward_cached(self, idx, cache, last_only=False):

@@ -4,12 +4,14 @@ Initialisation follows PyTorch's defaults, so a model built here starts from the
 distributions as its torch twin (the values differ: nanoframe has its own generator).
 """
 import math
+import warnings
 
 import numpy as np
 
 from nanoframe import functional as F
 from nanoframe.nn import init
 from nanoframe.nn.module import Module, Parameter
+from nanoframe.tensor import Tensor
 
 
 def _float_dtype(dtype):
@@ -189,3 +191,150 @@ class SiLU(Module):
 class Tanh(Module):
     def forward(self, x):
         return F.tanh(x)
+
+
+class LeakyReLU(Module):
+    """x where x > 0, negative_slope * x elsewhere. inplace=True is accepted and computed out of
+    place: the result is the same, the input is not overwritten."""
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+def _legacy_softmax_dim(name, ndim):
+    """torch's implicit dim for Softmax(dim=None): 0 for 0-, 1- and 3-d inputs, else 1, with its warning."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                  "Change the call to include dim=X as an argument.", UserWarning, stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+class Softmax(Module):
+    """softmax along `dim` (dim=None picks torch's legacy implicit dim, with torch's warning)."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        dim = _legacy_softmax_dim("softmax", x.ndim) if self.dim is None else self.dim
+        return F.softmax(x, dim=dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """log_softmax along `dim` (dim=None picks torch's legacy implicit dim, with torch's warning)."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        dim = _legacy_softmax_dim("log_softmax", x.ndim) if self.dim is None else self.dim
+        return F.log_softmax(x, dim=dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Flatten(Module):
+    """Merge dims start_dim..end_dim into one (default: everything but the batch dim)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split dim `dim` into `unflattened_size` (one entry may be -1)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(int(s) for s in unflattened_size)
+
+    def forward(self, x):
+        shape = x.shape
+        if not -len(shape) <= self.dim < len(shape):
+            raise ValueError(f"Unflatten: dim {self.dim} is out of range for input of shape {shape}")
+        d = self.dim % len(shape)
+        sizes = list(self.unflattened_size)
+        known = int(np.prod([s for s in sizes if s != -1]))
+        if sizes.count(-1) == 1 and known > 0 and shape[d] % known == 0:
+            sizes[sizes.index(-1)] = shape[d] // known
+        if sizes.count(-1) or int(np.prod(sizes)) != shape[d]:
+            raise ValueError(f"Unflatten: cannot split dim {self.dim} of size {shape[d]} (input shape {shape}) "
+                             f"into {self.unflattened_size}")
+        return x.reshape(shape[:d] + tuple(sizes) + shape[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class ParameterList(Module):
+    """A list of Parameters registered under "0", "1", ... (a Tensor is wrapped in a Parameter, as torch)."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    @staticmethod
+    def _as_parameter(value):
+        if isinstance(value, Parameter) or value is None:
+            return value
+        if isinstance(value, Tensor):
+            return Parameter(value.array)
+        raise TypeError(f"ParameterList holds Parameters or Tensors, got {type(value).__name__}")
+
+    def _index(self, idx):
+        n = len(self._parameters)
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} is out of range for ParameterList of length {n}")
+        return idx % n
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ParameterList(list(self._parameters.values())[idx])
+        return self._parameters[str(self._index(idx))]
+
+    def __setitem__(self, idx, value):
+        self.register_parameter(str(self._index(idx)), self._as_parameter(value))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def __iadd__(self, values):
+        return self.extend(values)
+
+    def append(self, value):
+        self.register_parameter(str(len(self)), self._as_parameter(value))
+        return self
+
+    def extend(self, values):
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self):
+        return "\n".join(f"({i}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]"
+                         for i, p in enumerate(self))
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ParameterList has no forward(); index it or iterate over it")

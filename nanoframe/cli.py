@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -282,8 +283,47 @@ def _log(msg):
 
 
 # ---- argument parsing ------------------------------------------------------------------------------
+def _fields_help(*config_classes, only=None):
+    """One line per config field: --name (default): meaning, for a command's --help."""
+    lines = []
+    for cls in config_classes:
+        for f in fields(cls):
+            if only is None or f.name in only:
+                lines.append(f"  --{f.name} ({f.default!r}): {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+MFU_HELP = textwrap.fill("The progress bar shows tokens/s and MFU: the model's training FLOPs per second (6 N + 12 L T C per "
+            "token, N the non-embedding parameters) over this machine's float32 GEMM throughput through NumPy's "
+            "BLAS, measured at start and again at every evaluation, the highest measurement kept.", 100)
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option that has one, and epilogs kept as written (one field a line)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):           # no default, or a flag: nothing to show
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _presets_help():
+    from nanoframe.training.config import PRESETS
+
+    lines = []
+    for name, p in PRESETS.items():
+        m, t = p["model"], p["train"]
+        lines.append(f"  {name}: {m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size "
+                     f"{m['block_size']}, dropout {m['dropout']}; batch_size {t['batch_size']}, {t['max_iters']} "
+                     f"steps, lr {t['lr']:g} -> {t['min_lr']:g}")
+    return "\n".join(lines)
+
+
 def build_parser():
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    from nanoframe.models import GPTConfig
+    from nanoframe.training.config import TrainConfig
+
+    fmt = _Formatter
     p = _Parser(prog="nanoframe", description="Train and sample small GPTs on a CPU with NumPy.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -313,8 +353,10 @@ def build_parser():
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     tr = sub.add_parser("train", help="pretrain a GPT (default: on the Python stdlib, offline)", formatter_class=fmt,
-                        epilog="Any model or training config field can be overridden with --field value, "
-                               "e.g. --n_layer 2 --lr 3e-4 --max_iters 500.")
+                        epilog="Presets (model and schedule):\n" + _presets_help() + "\n\nModel fields (--field value "
+                               "over the preset; the defaults shown are GPTConfig's):\n"
+                               + _fields_help(GPTConfig) + "\n\nTraining fields (over the preset's schedule):\n"
+                               + _fields_help(TrainConfig) + "\n\n" + MFU_HELP)
     tr.add_argument("--data", nargs="*", help="text files or folders (default: the Python stdlib)")
     tr.add_argument("--glob", help="files to take from folders (default **/*.txt)")
     tr.add_argument("--data-dir", help="a folder written by `nanoframe prepare` (on --resume: where it is now)")
@@ -342,10 +384,13 @@ def build_parser():
 
     ft = sub.add_parser("finetune", help="fine-tune a nanoframe run or a Hugging Face GPT-2 (full, frozen or LoRA)",
                         formatter_class=fmt,
-                        epilog="Training fields can be overridden with --field value (e.g. --max_iters 100 --lr 1e-4); "
-                               "of the model only --dropout and --block_size (<= the base's) may change. Without --data "
-                               "the stdlib package held out of the default pretraining run is used. .jsonl files are "
-                               "instruction data: {\"prompt\", \"completion\"} or {\"messages\": [...]} per line.")
+                        epilog="Without --data the stdlib package held out of the default pretraining run is used. "
+                               ".jsonl files are instruction data: {\"prompt\", \"completion\"} or {\"messages\": [...]} "
+                               "per line.\n\nModel fields that may change (--field value):\n"
+                               + _fields_help(GPTConfig, only=("dropout", "block_size")) + " (<= the base's)\n\n"
+                               "Training fields (defaults here are TrainConfig's; a fine-tune starts from "
+                               "its own schedule, see nanoframe.training.config.FINETUNE_DEFAULTS):\n"
+                               + _fields_help(TrainConfig) + "\n\n" + MFU_HELP)
     src = ft.add_mutually_exclusive_group()
     src.add_argument("--from", dest="from_run", metavar="RUN", help="a nanoframe run or checkpoint folder")
     src.add_argument("--from-hf", metavar="DIR", help="a Hugging Face GPT-2 folder (config.json + model.safetensors)")

@@ -7,6 +7,7 @@ file and the field, before anything is allocated from it:
     step = field(state, "step", where, int, low=0)
     lr = check(lr, "lr", float, low=0)          # options and constructor arguments
 """
+import dataclasses
 import math
 
 from nanoframe.errors import ConfigError, bounded
@@ -58,3 +59,8 @@ def field(obj, key, where, kind, *, optional=False, default=None, error=ConfigEr
             return default
         raise error(f"{where}: missing field {key!r}")
     return check(obj[key], f"{where}: field {key!r}", kind, error=error, **limits)
+
+
+def option(default, help):
+    """A dataclass field with its meaning attached (`nanoframe train --help` lists them)."""
+    return dataclasses.field(default=default, metadata={"help": help})

@@ -22,7 +22,7 @@ import nanoframe.functional as F
 from nanoframe import nn
 from nanoframe.autograd import no_grad
 from nanoframe.errors import ConfigError, bounded
-from nanoframe.schema import MAX_VOCAB, check
+from nanoframe.schema import MAX_VOCAB, check, option
 from nanoframe.random import default_generator
 from nanoframe.tensor import Tensor
 
@@ -36,13 +36,13 @@ _SIZE_LIMITS = {"vocab_size": MAX_VOCAB, "block_size": 1 << 20, "n_layer": 4096,
 class GPTConfig:
     """Hyper-parameters of a GPT. Defaults: nanoGPT's small character-level Shakespeare model."""
 
-    vocab_size: int = 65     # V: number of token ids (GPT-2: 50257, often padded to 50304)
-    block_size: int = 256    # maximum context length T (number of learned positions in wpe)
-    n_layer: int = 6         # L: number of transformer blocks
-    n_head: int = 6          # nh: attention heads per block; n_embd must be divisible by it
-    n_embd: int = 384        # C: width of the residual stream; head size hs = C // nh
-    dropout: float = 0.0     # dropout probability on embeddings, attention weights and residual branches
-    bias: bool = True        # biases in Linear and LayerNorm layers (True like GPT-2; False is a bit faster/better)
+    vocab_size: int = option(65, "V: number of token ids (GPT-2: 50257, often padded to 50304)")
+    block_size: int = option(256, "maximum context length T (number of learned positions in wpe)")
+    n_layer: int = option(6, "L: number of transformer blocks")
+    n_head: int = option(6, "nh: attention heads per block; n_embd must be divisible by it")
+    n_embd: int = option(384, "C: width of the residual stream; head size hs = C // nh")
+    dropout: float = option(0.0, "dropout probability on embeddings, attention weights and residual branches")
+    bias: bool = option(True, "biases in Linear and LayerNorm layers (True like GPT-2; False is a bit faster/better)")
 
     def __post_init__(self):
         for name, high in _SIZE_LIMITS.items():

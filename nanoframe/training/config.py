@@ -1,31 +1,31 @@
-"""Training configuration: one dataclass with a comment per field, plus named presets."""
+"""Training configuration: one dataclass with a meaning per field, plus named presets."""
 from dataclasses import asdict, dataclass, fields
 
 from nanoframe.errors import ConfigError, bounded
-from nanoframe.schema import check
+from nanoframe.schema import check, option
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 12           # sequences per micro-batch (B)
-    grad_accum: int = 1            # micro-batches summed into one optimizer step
-    max_iters: int = 2000          # optimizer steps in the whole run
-    lr: float = 1e-3               # peak learning rate, reached after warmup
-    min_lr: float = 1e-4           # floor the cosine decay ends at
-    warmup_iters: int = 100        # linear warmup steps
-    lr_decay_iters: int = 0        # step the cosine reaches min_lr (0: max_iters)
-    weight_decay: float = 0.1      # AdamW decoupled decay, matrices only
-    beta1: float = 0.9             # AdamW first-moment decay
-    beta2: float = 0.99            # AdamW second-moment decay
-    grad_clip: float = 1.0         # clip the global grad norm to this (0: off)
-    eval_interval: int = 250       # evaluate on val every this many steps
-    eval_iters: int = 20           # val batches per evaluation (a fixed set)
-    log_interval: int = 1          # write a metrics line every this many steps
-    checkpoint_interval: int = 500 # save a checkpoint every this many steps (and at the end)
-    keep_checkpoints: int = 2      # how many step checkpoints to keep on disk
-    early_stop_patience: int = 0   # stop after this many evals without a new best val loss (0: off)
-    max_time: float = 0.0          # stop (and checkpoint) after this many seconds (0: no limit)
-    seed: int = 1337               # seeds init, dropout and batch sampling
+    batch_size: int = option(12, "sequences per micro-batch (B)")
+    grad_accum: int = option(1, "micro-batches summed into one optimizer step")
+    max_iters: int = option(2000, "optimizer steps in the whole run")
+    lr: float = option(1e-3, "peak learning rate, reached after warmup")
+    min_lr: float = option(1e-4, "floor the cosine decay ends at")
+    warmup_iters: int = option(100, "linear warmup steps")
+    lr_decay_iters: int = option(0, "step the cosine reaches min_lr (0: max_iters)")
+    weight_decay: float = option(0.1, "AdamW decoupled decay, matrices only")
+    beta1: float = option(0.9, "AdamW first-moment decay")
+    beta2: float = option(0.99, "AdamW second-moment decay")
+    grad_clip: float = option(1.0, "clip the global grad norm to this (0: off)")
+    eval_interval: int = option(250, "evaluate on val every this many steps")
+    eval_iters: int = option(20, "val batches per evaluation (a fixed set)")
+    log_interval: int = option(1, "write a metrics line every this many steps")
+    checkpoint_interval: int = option(500, "save a checkpoint every this many steps (and at the end)")
+    keep_checkpoints: int = option(2, "how many step checkpoints to keep on disk")
+    early_stop_patience: int = option(0, "stop after this many evals without a new best val loss (0: off)")
+    max_time: float = option(0.0, "stop (and checkpoint) after this many seconds (0: no limit)")
+    seed: int = option(1337, "seeds init, dropout and batch sampling")
 
     def __post_init__(self):
         for f in fields(self):

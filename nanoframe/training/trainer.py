@@ -26,26 +26,30 @@ from nanoframe.nn.utils import clip_grad_norm_
 from nanoframe.optim.lr_schedule import LRScheduler, cosine_with_warmup
 from nanoframe.training.run import Run
 
-_PEAK = None
+class GemmPeak:
+    """This machine's float32 GEMM throughput through NumPy's BLAS (FLOP/s), the denominator of MFU.
 
-
-def sgemm_peak_flops():
-    """Measured float32 GEMM throughput of this machine through NumPy's BLAS (FLOP/s), cached.
-
-    The best of several 2048^3 products: a busy machine reads low, which shows as a high MFU.
+    A measurement is the best of a few 1024^3 products; the highest of all measurements is kept.
+    One measurement at start-up alone read low on a busy machine, and MFU then showed 120%, so the
+    trainer measures again at every evaluation (and whenever MFU would pass 100%).
     """
-    global _PEAK
-    if _PEAK is None:
-        n = 2048
-        a = np.ones((n, n), np.float32)
-        a @ a  # warm up the BLAS threads
+
+    def __init__(self, n=1024, repeats=3):
+        self.n, self.repeats, self.flops = n, repeats, 0.0
+
+    def measure(self):
+        a = np.ones((self.n, self.n), np.float32)
+        a @ a                                   # wake the BLAS threads
         best = math.inf
-        for _ in range(5):
+        for _ in range(self.repeats):
             t = time.perf_counter()
             a @ a
             best = min(best, time.perf_counter() - t)
-        _PEAK = 2 * n**3 / best
-    return _PEAK
+        self.flops = max(self.flops, 2 * self.n**3 / best)
+        return self.flops
+
+
+GEMM_PEAK = GemmPeak()
 
 
 class Trainer:
@@ -173,6 +177,7 @@ class Trainer:
     def maybe_evaluate(self):
         """Evaluate, log, keep the best weights; return True when early stopping says stop."""
         val_loss = self.evaluate()
+        GEMM_PEAK.measure()
         self.log({"step": self.step, "val_loss": val_loss})
         if val_loss < self.best_val_loss:
             self.best_val_loss, self.evals_since_best = val_loss, 0
@@ -220,7 +225,7 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         flops_per_token = self.model.estimate_flops_per_token()
-        peak = sgemm_peak_flops()
+        GEMM_PEAK.measure()
         start_step, t_start = self.step, time.perf_counter()
         stopped = "max_iters"
         bar = tqdm(total=cfg.max_iters, initial=self.step, desc="train", unit="step",
@@ -237,7 +242,9 @@ class Trainer:
             dt = time.perf_counter() - t0
             inst = self.tokens_per_step / dt
             tok_per_sec = inst if tok_per_sec == 0 else 0.9 * tok_per_sec + 0.1 * inst
-            mfu = tok_per_sec * flops_per_token / peak
+            mfu = tok_per_sec * flops_per_token / GEMM_PEAK.flops
+            if mfu > 1.0:                        # the peak was measured in a busy moment
+                mfu = tok_per_sec * flops_per_token / GEMM_PEAK.measure()
             if self.step % cfg.log_interval == 0:
                 self.log({"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm,
                           "tokens_per_sec": round(inst, 1), "mfu": round(mfu, 4)})

@@ -84,7 +84,10 @@ class Sub(Function):
 
 
 def sub(a, b, *, alpha=1):
-    """a - alpha * b (torch.sub)."""
+    """a - alpha * b (torch.sub; refused for bool tensors, as torch)."""
+    if any(isinstance(t, (bool, np.bool_)) or (isinstance(t, Tensor) and t.array.dtype == np.bool_) for t in (a, b)):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     return Sub.apply(*_operands(a, _scaled(b, alpha, a)))
 
 
@@ -156,6 +159,7 @@ def div(a, b, *, rounding_mode=None):
         return Div.apply(a, b)
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+    _no_bool_arithmetic("div with rounding_mode", a)
     if np.result_type(_dt(a), _dt(b)).kind != "f" and np.any(_arr(b) == 0):
         raise ZeroDivisionError("integer division by zero")
     return Rounded.apply(a, b, ufunc=np.floor_divide if rounding_mode == "floor" else _trunc_divide)
@@ -163,6 +167,12 @@ def div(a, b, *, rounding_mode=None):
 
 def _arr(x):
     return x.array if isinstance(x, Tensor) else x
+
+
+def _no_bool_arithmetic(op, a):
+    """torch has no rounded division, remainder or power of bools (NumPy would give int8)."""
+    if _dt(a) == np.bool_:
+        raise NotImplementedError(f"{op} is not implemented for bool tensors")
 
 
 def _dt(x):
@@ -193,6 +203,7 @@ class Remainder(Function):
 
 def remainder(a, b):
     a, b = _operands(a, b)
+    _no_bool_arithmetic("remainder", a)
     if np.result_type(_dt(a), _dt(b)).kind != "f" and np.any(_arr(b) == 0):
         raise ZeroDivisionError("integer modulo by zero")
     return Remainder.apply(a, b)
@@ -220,9 +231,18 @@ class Pow(Function):
 
 
 def pow(a, b):
+    """a ** b. Integers to a negative Python-int power are refused (as torch); a negative integer
+    exponent tensor gives torch's integer results (1, -1 or 0)."""
+    exponent_is_tensor = isinstance(b, Tensor)
     a, b = _operands(a, b)
-    if _dt(b).kind in "iu" and _dt(a).kind in "iu" and np.any(_arr(b) < 0):
-        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    _no_bool_arithmetic("pow", a)
+    if _dt(a).kind in "iu" and np.any(_arr(b) < 0):
+        if not exponent_is_tensor:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        base, exp = np.broadcast_arrays(_arr(a), _arr(b))
+        out = np.where(exp < 0, np.where(base == 1, 1, np.where(base == -1, 1 - 2 * (exp % 2), 0)),
+                       np.power(base, np.maximum(exp, 0)))
+        return Tensor._make(out.astype(_dt(a)), False)
     return Pow.apply(a, b)
 
 

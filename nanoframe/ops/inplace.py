@@ -46,9 +46,23 @@ def apply_inplace(t, fn, *args, **kwargs):
             raise RuntimeError(f"result type {from_numpy(new.array.dtype)} can't be cast to the desired "
                                f"output type {t.dtype}")
         new = cast(new, t.array.dtype)
+    if new._node is not None and new._node.versions:
+        _keep_overwritten(new._node, t)
     np.copyto(t.array, new.array)
     _commit(t, new)
     return t
+
+
+def _keep_overwritten(node, t):
+    """The op saved t's memory for its backward (log_ needs the old x): give it a copy of the old
+    values before they are overwritten, as torch saves the original self."""
+    vc = t._vc
+    if not any(counter is vc for counter, _, _ in node.versions):
+        return
+    owner = autograd._owner(t.array)
+    node.ctx._saved = tuple(s.copy() if isinstance(s, np.ndarray) and autograd._owner(s) is owner else s
+                            for s in node.ctx._saved)
+    node.versions = [v for v in node.versions if v[0] is not vc] or None
 
 
 def _commit(t, new):
@@ -60,6 +74,8 @@ def _commit(t, new):
     base = t._base
     if base is None:
         if new.requires_grad or t.requires_grad:
+            if t._retains_grad and t._node is not None:
+                t._node.retained = None  # .grad is the gradient of the new value (as torch)
             t._node, t.requires_grad = new._node, new.requires_grad
             if t._retains_grad and t._node is not None:
                 t._node.retained = t
@@ -92,7 +108,7 @@ class CopySlices(Function):
                 target[...] = 0
             else:  # the chain copied (a reshape of a strided layout): subtract the region instead
                 g_base -= _back_through(ctxs, region)
-        return g_base, g_value, None
+        return g_base, g_value
 
 
 def _through_chain(chain, a):

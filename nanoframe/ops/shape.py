@@ -193,6 +193,8 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, index, advanced, raw_index):
         ctx.shape, ctx.dtype, ctx.index, ctx.advanced = x.shape, x.dtype, index, advanced
+        if not advanced and not any(i is Ellipsis for i in raw_index):
+            raw_index = raw_index + (Ellipsis,)  # x[0] of a vector: a 0-d view, not a NumPy scalar copy
         return x[raw_index]  # masks as given: numpy rejects one whose shape does not match
 
     @staticmethod

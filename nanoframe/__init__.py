@@ -87,11 +87,11 @@ from nanoframe.factories import (
     randperm,
 )
 from nanoframe.random import Generator, initial_seed, seed
-from nanoframe.tensor import Size, addcdiv, addcmul, is_floating_point, is_tensor, lerp, numel
+from nanoframe.tensor import Size, is_floating_point, is_tensor, numel
 from nanoframe.ops.activation import log_softmax, softmax
 from nanoframe.ops.einsum import einsum
-from nanoframe.ops.elementwise import add, div, floor_divide, mul, neg, pow, remainder, sub
-from nanoframe.ops.indexing import gather, index_select, scatter, scatter_add
+from nanoframe.ops.elementwise import add, addcdiv, addcmul, div, floor_divide, lerp, mul, neg, pow, remainder, sub
+from nanoframe.ops.indexing import gather, index_select, nonzero, scatter, scatter_add
 from nanoframe.ops.logical import (
     allclose,
     bitwise_and,

@@ -550,3 +550,18 @@ class Clone(Function):
 
 def clone(x):
     return Clone.apply(x)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 * tensor2."""
+    return input + tensor1 * tensor2 * value if value != 1 else input + tensor1 * tensor2
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 / tensor2."""
+    return input + tensor1 / tensor2 * value if value != 1 else input + tensor1 / tensor2
+
+
+def lerp(input, end, weight):
+    """input + weight * (end - input)."""
+    return input + (end - input) * weight

@@ -109,13 +109,26 @@ def _scatter(op, x, dim, index, src, value, add):
 
 
 def scatter(x, dim, index, src=None, *, value=None):
-    """A copy of x with src[i][j] (or value) written at x[index[i][j]][j] for dim 0 (torch.scatter)."""
+    """A copy of x with src[i][j] (or value) written at x[index[i][j]][j] for dim 0 (torch.scatter).
+    A number in src's place is the value, as in `x.scatter(1, index, 1.0)`."""
+    if src is not None and not isinstance(src, Tensor):
+        src, value = None, src
     return _scatter("scatter", x, dim, index, src, value, add=False)
 
 
 def scatter_add(x, dim, index, src):
     """A copy of x with src added at index along dim; repeated indices add up."""
     return _scatter("scatter_add", x, dim, index, src, None, add=True)
+
+
+def nonzero(x, *, as_tuple=False):
+    """Indices of the nonzero elements: an (n, ndim) int64 tensor, or one 1-D tensor per dim."""
+    idx = np.nonzero(np.atleast_1d(x.array))
+    if as_tuple:
+        return tuple(Tensor._make(i.astype(np.int64), False) for i in idx)
+    if x.ndim == 0:  # a 0-d tensor: one empty index row if it is nonzero, as torch
+        return Tensor._make(np.zeros((len(idx[0]), 0), np.int64), False)
+    return Tensor._make(np.stack(idx, axis=1).astype(np.int64), False)
 
 
 class IndexSelect(Function):

@@ -197,3 +197,13 @@ def test_softmax_without_dim_follows_torch():
     with pytest.raises(TypeError):
         nf.ones(3).softmax()  # the method and nanoframe.softmax need dim, as torch's
     assert nf.softmax(nf.ones(2), 0).dtype == nf.float32 and nf.softmax(nf.ones(2), 0, dtype=nf.float64).dtype == nf.float64
+
+
+@needs_torch
+@pytest.mark.parametrize("values", [[[0, 1], [2, 0]], [0.0, 1.5, 0.0], 3, 0, []])
+def test_nonzero_matches_torch(values):
+    a, b = nf.tensor(values), torch.tensor(values)
+    assert a.nonzero().tolist() == b.nonzero().tolist() and tuple(a.nonzero().shape) == tuple(b.nonzero().shape)
+    if a.ndim:
+        assert [t.tolist() for t in a.nonzero(as_tuple=True)] == [t.tolist() for t in b.nonzero(as_tuple=True)]
+    assert nf.where(a != 0)[0].tolist() == torch.where(b != 0)[0].tolist() if a.ndim else True

@@ -118,6 +118,8 @@ def to_numpy(d):
     NumPy dtype nanoframe supports; anything else is a TypeError naming it."""
     if isinstance(d, dtype):
         return d.dtype
+    if d is None:  # np.dtype(None) would be float64
+        raise TypeError("dtype must be a nanoframe dtype such as nanoframe.float32, got None")
     try:
         npd = np.dtype(d)
     except TypeError:

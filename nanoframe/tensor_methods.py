@@ -129,6 +129,7 @@ class TensorMethods:
         """Fill with uniform samples in [a, b) from the library's generator (or `generator`)."""
         return ops.inplace.fill_(self, rng_of(generator).uniform(a, b, self.array.shape))
 
+    # ---- method forms of the ops -----------------------------------------------------------------
     def add(self, other, *, alpha=1):
         return ops.elementwise.add(self, other, alpha=alpha)
 

@@ -60,6 +60,7 @@ def _scaled(b, alpha, a):
     """alpha * b for add/sub's `alpha=` (torch refuses a float alpha with integer tensors)."""
     if alpha == 1:
         return b
+    b = _arrayish(b)
     if isinstance(alpha, float) and not any(isinstance(t, Tensor) and t.array.dtype.kind == "f" for t in (a, b)):
         raise TypeError("For integral input tensors, argument alpha must not be a floating point number.")
     return mul(b, alpha) if isinstance(b, Tensor) else np.multiply(b, alpha)

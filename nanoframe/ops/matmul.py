@@ -1,5 +1,5 @@
 """Matrix product with NumPy's matmul semantics: 1-D operands, 2-D, and batched with broadcasting
-of the batch dims."""
+of the batch dims; mm/bmm/mv/dot (matmul with torch's shape checks) and outer."""
 import numpy as np
 
 from nanoframe.autograd import Function, unbroadcast

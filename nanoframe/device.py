@@ -28,10 +28,10 @@ class device:
                 raise RuntimeError(f"device(): type {type!r} already has an index; do not pass index={index}")
             type, _, idx = type.partition(":")
             if not idx.isdigit():
-                raise RuntimeError(f"Invalid device string: '{type}:{idx}'")
+                raise RuntimeError(f"Invalid device string: {type + ':' + idx!r}")
             index = int(idx)
         if type not in _TYPES:
-            raise RuntimeError(f"Expected one of {', '.join(_TYPES)} device type at start of device string: {type}")
+            raise RuntimeError(f"Expected one of {', '.join(_TYPES)} device type at start of device string: {type!r}")
         if index is not None and (not isinstance(index, int) or index < 0):
             raise RuntimeError(f"Device index must be a non-negative integer, got {index!r}")
         self.type, self.index = type, index

@@ -118,11 +118,11 @@ def to_numpy(d):
     NumPy dtype nanoframe supports; anything else is a TypeError naming it."""
     if isinstance(d, dtype):
         return d.dtype
-    if d is None:  # np.dtype(None) would be float64
-        raise TypeError("dtype must be a nanoframe dtype such as nanoframe.float32, got None")
+    if d is None or isinstance(d, str):  # np.dtype(None) is float64; strings are not dtypes in torch
+        raise TypeError(f"dtype must be a nanoframe dtype such as nanoframe.float32, got {d!r}")
     try:
         npd = np.dtype(d)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"dtype must be a nanoframe dtype such as nanoframe.float32, got {d!r}") from None
     if npd not in SUPPORTED_NUMPY:
         raise TypeError(f"unsupported dtype {npd} (nanoframe supports bool, integers, float16/32/64)")

@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import nanoframe as nf
 from nanoframe import nn
@@ -291,3 +292,22 @@ def test_top_level_predicates():
     assert nf.is_tensor(x) and not nf.is_tensor(x.array) and nf.numel(x) == 2
     assert nf.is_floating_point(x) and not nf.is_floating_point(nf.tensor([1]))
     assert x.element_size() == 4 and x.nelement() == 2 and x.itemsize == 4 and x.nbytes == 8
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 5), st.floats(-10, 10),
+                  st.sampled_from([float("nan"), float("inf")]), st.text(max_size=8),
+                  st.lists(st.integers(-2, 4), max_size=3), st.sampled_from([nf.float32, nf.bfloat16, np.float64,
+                                                                             "cpu", "cuda:1", nf.device("mps")]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_JUNK, _JUNK)
+def test_malformed_arguments_fail_with_one_clear_line(a, b):
+    """Junk handed to device(), factories and .to() either works or raises one short error line."""
+    for call in (lambda: nf.device(a), lambda: nf.zeros(a, b), lambda: nf.ones(2).to(a), lambda: nf.ones(2).to(a, b),
+                 lambda: nf.full((2,), a, dtype=b), lambda: nf.arange(a, b), lambda: nf.tensor(a, dtype=b),
+                 lambda: nf.randint(a, b, (2,))):
+        try:
+            call()
+        except (TypeError, ValueError, RuntimeError, IndexError, OverflowError) as e:
+            assert "\n" not in str(e) and len(str(e)) < 400, str(e)

@@ -60,10 +60,11 @@ class dtype:
         return f"nanoframe.{self.name}"
 
     def __reduce__(self):  # pickling and deepcopy give back the one instance
-        return _by_name, (self.name,)
+        return by_name, (self.name,)
 
 
-def _by_name(name):
+def by_name(name):
+    """The dtype called `name` ('float32', 'bool', ...)."""
     return _ALL[name]
 
 

@@ -350,7 +350,7 @@ class Tensor(TensorMethods):
             match = [k for k, v in _TYPE_NAMES.items() if v == name]
             if not match:
                 raise ValueError(f"invalid type: {dtype!r}")
-            dtype = match[0]
+            dtype = dtypes.by_name(match[0])
         return self.to(dtypes.to_numpy(dtype))
 
     def type_as(self, other):

@@ -245,8 +245,9 @@ class Node:
         return tuple((p, 0) for p in self.parents)
 
     def free(self):
-        """Drop saved arrays and inputs so the graph's memory can be released."""
-        self.ctx, self.parents, self.retained, self.freed = None, (), None, True
+        """Drop saved arrays (also those referenced by `versions`) and inputs so the graph's memory
+        can be released."""
+        self.ctx, self.parents, self.versions, self.retained, self.freed = None, (), None, None, True
 
 
 class Function:

@@ -490,3 +490,21 @@ def test_setitem_grad_matches_torch(row, width, through_view):
         (y * y * y).sum().backward()
         out.append((y.tolist(), x.grad.tolist(), v.grad.tolist()))
     assert _same(out[0], out[1])
+
+
+def test_backward_frees_saved_arrays_of_held_intermediates():
+    """A held intermediate keeps its node; after backward the node holds no saved array (the
+    version records included)."""
+    import gc
+    import weakref
+
+    x = nf.tensor(np.ones(1000), requires_grad=True)
+    h = x * 2
+    y = h.exp()  # saves its output
+    ref = weakref.ref(y.array)
+    z = (y * 3).sum()
+    z.backward()
+    node = y._node
+    del y
+    gc.collect()
+    assert ref() is None and node.freed and node.versions is None and h._node.ctx is None

@@ -31,6 +31,11 @@ class TrainingError(NanoframeError):
     """Training cannot go on (a non-finite loss or gradient); the message names the step."""
 
 
+class UnsupportedError(NanoframeError, RuntimeError):
+    """Something nanoframe does not do: a CUDA/MPS device, bfloat16. Also a RuntimeError, as torch
+    raises for an unavailable device."""
+
+
 def bounded(text, limit=300):
     """`text` cut to `limit` characters with an ellipsis: error messages quote values from files,
     and a crafted file must not print megabytes."""

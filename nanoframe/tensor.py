@@ -1,44 +1,118 @@
-"""`Tensor`: a numpy array with a gradient, the operators, and the factory functions.
+"""`Tensor`: a NumPy array with a gradient and torch's Tensor API.
 
-The ops themselves live in `nanoframe/ops/`; the methods here only route to them, so each op's
-forward and backward stay side by side in one place.
+The ops themselves live in `nanoframe/ops/`; the methods here and in tensor_methods.py only route
+to them, so each op's forward and backward stay side by side in one place. In-place methods
+(`add_`, `x += y`, `x[i] = v`, ...) go through `nanoframe/ops/inplace.py`, which gives them torch's
+semantics (version counters, history rewriting, the leaf refusal). The factories (`zeros`,
+`randn`, ...) are in `nanoframe/factories.py`.
 """
 import numpy as np
 
-from nanoframe import autograd
-from nanoframe.random import default_generator
+from nanoframe import autograd, dtypes
+from nanoframe.device import CPU, check_cpu
+from nanoframe.tensor_methods import TensorMethods
 
-float16, float32, float64 = np.float16, np.float32, np.float64
-int32, int64, uint8, bool_ = np.int32, np.int64, np.uint8, np.bool_
+float16, float32, float64 = dtypes.float16, dtypes.float32, dtypes.float64
+int32, int64, uint8, bool_ = dtypes.int32, dtypes.int64, dtypes.uint8, dtypes.bool_
 
 
 def _to_array(data, dtype=None):
-    """ndarray from anything array-like. Python floats become float32; numpy arrays keep their dtype."""
+    """ndarray from anything array-like (dtype: a NumPy dtype or None). Python floats take the
+    default float dtype; NumPy arrays and scalars keep theirs."""
     if isinstance(data, Tensor):
         data = data.array
-    from_numpy = isinstance(data, (np.ndarray, np.generic))
+    numpy_input = isinstance(data, (np.ndarray, np.generic))
     try:
         arr = np.asarray(data, dtype=dtype)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise TypeError(f"cannot make a tensor from {type(data).__name__}: {e}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"tensor data must be numeric (bool, int or float), got dtype {arr.dtype}")
-    if dtype is None and not from_numpy and arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
+    if arr.dtype not in dtypes.SUPPORTED_NUMPY:
+        raise TypeError(f"tensor data must be numeric (bool, integer or 16/32/64-bit float), got dtype {arr.dtype}")
+    if dtype is None and not numpy_input and arr.dtype == np.float64 and dtypes.default_float() != np.float64:
+        arr = arr.astype(dtypes.default_float())
     return arr
 
 
-class Tensor:
-    """An n-dimensional array that can record the ops applied to it and backpropagate through them."""
+class Size(tuple):
+    """torch.Size: the tuple of ints that `.shape` and `.size()` return. repr is torch's
+    (`nanoframe.Size([2, 3])`); str stays the plain tuple, so messages read "shape (2, 3)"."""
+
+    def __getitem__(self, i):
+        out = super().__getitem__(i)
+        return Size(out) if isinstance(i, slice) else out
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self):
+        return f"nanoframe.Size({list(self)})"
+
+    __str__ = tuple.__repr__
+
+
+def _is_dtype(x):
+    return isinstance(x, (dtypes.dtype, np.dtype)) or (
+        isinstance(x, type) and (issubclass(x, np.generic) or x in (float, int, bool)))
+
+
+def parse_to(args, kwargs):
+    """The arguments of `Tensor.to` / `Module.to`: (dtype, device=None, ...), (device, dtype, ...),
+    (other_tensor, ...) or keywords. Returns (NumPy dtype or None, copy); a device other than the
+    CPU raises UnsupportedError."""
+    kwargs = dict(kwargs)
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    args = list(args)
+    if args and isinstance(args[0], Tensor):
+        dtype = args.pop(0).array.dtype
+    elif args and _is_dtype(args[0]):
+        dtype = args.pop(0)
+    elif args:
+        device = args.pop(0)
+        if args and (_is_dtype(args[0]) or args[0] is None):
+            dtype = args.pop(0)
+    if args:
+        args.pop(0)  # non_blocking: nothing is asynchronous on the CPU
+    if args:
+        copy = args.pop(0)
+    if args:
+        raise TypeError("to() received too many positional arguments")
+    check_cpu(device)
+    return (None if dtype is None else dtypes.to_numpy(dtype)), bool(copy)
+
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+               "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+class Tensor(TensorMethods):
+    """An n-dimensional array that can record the ops applied to it and backpropagate through them.
+
+    This class holds the storage, conversions, Python's protocol and the operators; the method
+    forms of the ops (`x.sum()`, `x.add_()`, ...) come from TensorMethods (tensor_methods.py)."""
 
     __array_priority__ = 1000  # so `ndarray * Tensor` defers to Tensor.__rmul__
 
+    # State most tensors never set lives on the class, so making an op's output stays cheap.
+    grad_array = None      # the accumulated gradient (an ndarray) or None
+    _grad_tensor = None    # the Tensor `.grad` returns, wrapping grad_array
+    _node = None           # the op that made this tensor (autograd.Node; None for leaves)
+    _retains_grad = False
+    _hooks = None          # a leaf's gradient hooks {id: fn}
+    _base = None           # for a view: the tensor owning the memory
+    _view_chain = ()       # for a view: the view ops that make it from _base
+    _view_version = 0      # for a view: the version its history was derived at
+    _vc = None             # the version counter (autograd.VersionCounter), made on first need
+
     def __init__(self, data, requires_grad=False, dtype=None):
-        self.array = _to_array(data, dtype)
-        self.grad_array = None
-        self._grad_tensor = None
-        self._node = None  # the op that made this tensor (None for leaves)
-        self._retains_grad = False
+        self.array = _to_array(data, None if dtype is None else dtypes.to_numpy(dtype))
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -48,14 +122,14 @@ class Tensor:
         """Wrap an op's output array without conversion."""
         t = cls.__new__(cls)
         t.array = data if isinstance(data, np.ndarray) else np.asarray(data)
-        t.grad_array = t._grad_tensor = t._node = None
-        t._retains_grad, t.requires_grad = False, requires_grad
+        t.requires_grad = requires_grad
         return t
 
     # ---- storage: `array` and `grad_array` are the ndarrays; `data` and `grad` are Tensors over them
     @property
     def data(self):
-        """A detached Tensor sharing this tensor's memory (as torch's `.data`)."""
+        """A detached Tensor sharing this tensor's memory (as torch's `.data`: changes made through
+        it are not tracked by the version counter)."""
         return Tensor._make(self.array, False)
 
     @data.setter
@@ -82,14 +156,33 @@ class Tensor:
             raise RuntimeError(f"assigned grad has shape {g.shape}, but the tensor has shape {self.array.shape}")
         self.grad_array = g
 
-    # ---- properties and conversion -------------------------------------------------------------
+    def _counter(self):
+        """This tensor's version counter (shared with its views), made on first use."""
+        if self._vc is None:
+            self._vc = autograd.VersionCounter()
+        return self._vc
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has had (torch's `_version`)."""
+        return 0 if self._vc is None else self._vc.value
+
+    # ---- properties ----------------------------------------------------------------------------
     @property
     def shape(self):
-        return self.array.shape
+        return Size(self.array.shape)
 
     @property
     def dtype(self):
-        return self.array.dtype
+        return dtypes.from_numpy(self.array.dtype)
+
+    @property
+    def device(self):
+        return CPU
+
+    is_cuda = False
+    is_cpu = True
+    is_mps = False
 
     @property
     def ndim(self):
@@ -100,24 +193,67 @@ class Tensor:
         return self._node is None
 
     @property
+    def grad_fn(self):
+        """The op that made this tensor (an object with `name()`), None for leaves."""
+        if self._base is not None and autograd.is_grad_enabled():
+            autograd.refresh_view(self)
+        return self._node
+
+    @property
+    def retains_grad(self):
+        return self._retains_grad and self._node is not None
+
+    @property
+    def itemsize(self):
+        return self.array.itemsize
+
+    @property
+    def nbytes(self):
+        return self.array.nbytes
+
+    @property
     def T(self):
         return self.permute(*reversed(range(self.ndim)))
 
+    @property
+    def mT(self):
+        """Transpose of the last two dims."""
+        return shape_ops.transpose(self, -2, -1)
+
     def size(self, dim=None):
-        return self.array.shape if dim is None else self.array.shape[dim]
+        return Size(self.array.shape) if dim is None else self.array.shape[dim]
 
     def numel(self):
         return self.array.size
 
+    nelement = numel
+
     def dim(self):
         return self.array.ndim
 
-    def __len__(self):
-        if self.array.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return self.array.shape[0]
+    ndimension = dim
 
-    def numpy(self):
+    def element_size(self):
+        return self.array.itemsize
+
+    def is_floating_point(self):
+        return self.array.dtype.kind == "f"
+
+    def is_complex(self):
+        return False
+
+    def is_contiguous(self):
+        return self.array.flags.c_contiguous
+
+    # ---- conversion ----------------------------------------------------------------------------
+    def numpy(self, force=False):
+        """The ndarray itself (shared memory). As torch, refused on a tensor that requires grad
+        unless force=True (then a copy of the values)."""
+        if self.requires_grad:
+            if not force:
+                raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
+                                   "Use tensor.detach().numpy() instead.")
+            return self.array.copy()
         return self.array
 
     def item(self):
@@ -135,15 +271,26 @@ class Tensor:
 
     def __repr__(self):
         body = np.array2string(self.array, separator=", ", prefix="tensor(")
-        extra = "" if self.dtype == np.float32 or self.dtype == np.int64 else f", dtype={self.dtype}"
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({body}{extra}{grad})"
+        dt = self.array.dtype
+        default = dt in (dtypes.default_float(), np.int64, np.bool_)
+        extra = "" if default else f", dtype={self.dtype}"
+        if self._node is not None:
+            extra += f", grad_fn=<{self._node.name()}>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __format__(self, spec):
+        """f"{loss:.4f}" formats a one-element 0-d tensor's value (as torch)."""
+        if self.array.ndim == 0:
+            return format(self.array.item(), spec)
+        return object.__format__(self, spec)
 
     __hash__ = object.__hash__
 
     def __bool__(self):
         if self.array.size != 1:
-            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+            raise RuntimeError(f"Boolean value of a tensor of shape {self.shape} is ambiguous")
         return bool(self.array)
 
     def __float__(self):
@@ -152,22 +299,166 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __index__(self):
+        """A one-element integer tensor where Python needs an int (range(t), seq[t])."""
+        if self.array.size != 1 or self.array.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors of a single element can be converted to an index "
+                            f"(got a {self.array.dtype} tensor of shape {tuple(self.shape)})")
+        return int(self.array.item())
+
+    def __len__(self):
+        if self.array.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.array.shape[0]
+
     def __iter__(self):
-        return (self[i] for i in range(len(self)))
+        if self.array.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(shape_ops.unbind(self, 0))
+
+    def __reversed__(self):
+        return self if self.array.ndim == 0 else self.flip(0)
+
+    def __contains__(self, element):
+        if not isinstance(element, (Tensor, int, float, bool, np.number)):
+            raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                               f"{type(element).__name__}.")
+        return bool(logical.eq(self, element).array.any())
+
+    def to(self, *args, **kwargs):
+        """to(dtype), to(device), to(device, dtype), to(other_tensor); copy=True forces a new tensor.
+        Returns self when nothing changes (as torch). Only the CPU exists."""
+        dtype, copy = parse_to(args, kwargs)
+        if dtype is None or dtype == self.array.dtype:
+            return elementwise.clone(self) if copy else self
+        return elementwise.cast(self, dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        check_cpu("cuda" if device is None else device)
+        return self
+
+    def type(self, dtype=None, non_blocking=False):
+        """Without dtype: the type name ('nanoframe.FloatTensor'); with one: the tensor cast to it
+        (dtype objects, or names like 'torch.LongTensor')."""
+        if dtype is None:
+            return f"nanoframe.{_TYPE_NAMES[self.dtype.name]}"
+        if isinstance(dtype, str):
+            name = dtype.rpartition(".")[2]
+            match = [k for k, v in _TYPE_NAMES.items() if v == name]
+            if not match:
+                raise ValueError(f"invalid type: {dtype!r}")
+            dtype = dtypes.by_name(match[0])
+        return self.to(dtypes.to_numpy(dtype))
+
+    def type_as(self, other):
+        return self.to(other.array.dtype)
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
+    def bfloat16(self):
+        return self.to(dtypes.bfloat16)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def int(self):
+        return self.to(np.int32)
+
+    def short(self):
+        return self.to(np.int16)
+
+    def char(self):
+        return self.to(np.int8)
+
+    def byte(self):
+        return self.to(np.uint8)
+
+    def bool(self):
+        return self.to(np.bool_)
+
+    def clone(self):
+        return elementwise.clone(self)
+
+    def contiguous(self):
+        return self if self.array.flags.c_contiguous else elementwise.clone(self)
+
+    # ---- new tensors like this one --------------------------------------------------------------
+    def _like_kw(self, dtype):
+        return self.array.dtype if dtype is None else dtype
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return factories.zeros(*size, dtype=self._like_kw(dtype), device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return factories.ones(*size, dtype=self._like_kw(dtype), device=device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return factories.empty(*size, dtype=self._like_kw(dtype), device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        return factories.full(size, fill_value, dtype=self._like_kw(dtype), device=device,
+                              requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        return factories.tensor(data, dtype=self._like_kw(dtype), device=device, requires_grad=requires_grad)
 
     # ---- autograd -------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.array.dtype.kind != "f":
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
+        if not requires_grad and self._node is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. Use detach() "
+                               "to get a tensor that does not require grad.")
         self.requires_grad = bool(requires_grad)
         return self
 
     def retain_grad(self):
         """Keep .grad on this non-leaf tensor after backward (leaves always keep theirs)."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         self._retains_grad = True
+        if self._node is not None:
+            self._node.retained = self
+
+    def register_hook(self, hook):
+        """hook(grad) runs when this tensor's gradient is computed; a non-None result replaces the
+        gradient. Returns a handle whose remove() unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node = self.grad_fn
+        if node is None:
+            if self._hooks is None:
+                self._hooks = {}
+            hooks = self._hooks
+        else:
+            if node.hooks is None:
+                node.hooks = {}
+            hooks = node.hooks
+        handle = autograd.RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     def detach(self):
-        return Tensor._make(self.array, False)
+        """A tensor sharing this one's memory and version counter, outside the graph."""
+        out = Tensor._make(self.array, False)
+        out._vc = self._counter()
+        return out
+
+    def detach_(self):
+        if self._base is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self._node, self.requires_grad = None, False
+        return self
 
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's .grad that requires grad."""
@@ -182,10 +473,11 @@ class Tensor:
             gradient = np.ones_like(self.array)
         else:
             # a copy: the engine may hand this array to a leaf's .grad, which is updated in place
-            gradient = np.array(gradient.array if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
+            gradient = np.array(gradient.array if isinstance(gradient, Tensor) else gradient, dtype=self.array.dtype)
             if gradient.shape != self.shape:
                 raise RuntimeError(f"backward(): gradient has shape {gradient.shape}, tensor has shape {self.shape}")
-        autograd.run_backward(self, gradient, retain_graph=retain_graph)
+        with autograd.enable_grad():  # a view's history may need re-deriving, also under no_grad
+            autograd.run_backward(self, gradient, retain_graph=retain_graph)
 
     # ---- operators ------------------------------------------------------------------------------
     def __add__(self, other):
@@ -212,6 +504,18 @@ class Tensor:
     def __rtruediv__(self, other):
         return elementwise.div(other, self)
 
+    def __floordiv__(self, other):
+        return elementwise.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return elementwise.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return elementwise.remainder(self, other)
+
+    def __rmod__(self, other):
+        return elementwise.remainder(other, self)
+
     def __pow__(self, other):
         return elementwise.pow(self, other)
 
@@ -227,238 +531,110 @@ class Tensor:
     def __neg__(self):
         return elementwise.neg(self)
 
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return elementwise.abs(self)
+
+    def __invert__(self):
+        return logical.bitwise_not(self)
+
+    def __and__(self, other):
+        return logical.bitwise_and(self, other)
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return logical.bitwise_or(self, other)
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return logical.bitwise_xor(self, other)
+
+    __rxor__ = __xor__
+
     def __getitem__(self, index):
         return shape_ops.getitem(self, index)
 
-    def _compare(self, other, op):
-        other = other.array if isinstance(other, Tensor) else other
-        return Tensor._make(op(self.array, other), False)
+    def __setitem__(self, index, value):
+        inplace.setitem(self, index, value)
+
+    def _compare(self, fn, other):
+        """An elementwise comparison; other types than tensors and numbers compare unequal (as torch)."""
+        if other is None or isinstance(other, str):
+            return NotImplemented
+        return fn(self, other)
 
     def __eq__(self, other):
-        return self._compare(other, np.equal)
+        return self._compare(logical.eq, other)
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return self._compare(logical.ne, other)
 
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return self._compare(logical.lt, other)
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return self._compare(logical.le, other)
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return self._compare(logical.gt, other)
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return self._compare(logical.ge, other)
 
-    # ---- method forms of the ops (PyTorch names) -------------------------------------------------
-    def add(self, other):
-        return elementwise.add(self, other)
+    # ---- in-place operators and methods (torch semantics: see nanoframe/ops/inplace.py) ----------
+    def __iadd__(self, other):
+        return inplace.apply_inplace(self, elementwise.add, other)
 
-    def sub(self, other):
-        return elementwise.sub(self, other)
+    def __isub__(self, other):
+        return inplace.apply_inplace(self, elementwise.sub, other)
 
-    def mul(self, other):
-        return elementwise.mul(self, other)
+    def __imul__(self, other):
+        return inplace.apply_inplace(self, elementwise.mul, other)
 
-    def div(self, other):
-        return elementwise.div(self, other)
+    def __itruediv__(self, other):
+        return inplace.apply_inplace(self, elementwise.div, other)
 
-    def pow(self, exponent):
-        return elementwise.pow(self, exponent)
+    def __ifloordiv__(self, other):
+        return inplace.apply_inplace(self, elementwise.floor_divide, other)
 
-    def neg(self):
-        return elementwise.neg(self)
+    def __imod__(self, other):
+        return inplace.apply_inplace(self, elementwise.remainder, other)
 
-    def exp(self):
-        return elementwise.exp(self)
+    def __ipow__(self, other):
+        return inplace.apply_inplace(self, elementwise.pow, other)
 
-    def log(self):
-        return elementwise.log(self)
+    def __iand__(self, other):
+        return inplace.apply_inplace(self, logical.bitwise_and, other)
 
-    def sqrt(self):
-        return elementwise.sqrt(self)
+    def __ior__(self, other):
+        return inplace.apply_inplace(self, logical.bitwise_or, other)
 
-    def abs(self):
-        return elementwise.abs(self)
+    def __ixor__(self, other):
+        return inplace.apply_inplace(self, logical.bitwise_xor, other)
 
-    def tanh(self):
-        return elementwise.tanh(self)
 
-    def sigmoid(self):
-        return elementwise.sigmoid(self)
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
 
-    def relu(self):
-        return elementwise.relu(self)
 
-    def softmax(self, dim=-1):
-        return activation.softmax(self, dim)
+def is_floating_point(t):
+    return t.is_floating_point()
 
-    def log_softmax(self, dim=-1):
-        return activation.log_softmax(self, dim)
 
-    def maximum(self, other):
-        return elementwise.maximum(self, other)
+def numel(t):
+    return t.numel()
 
-    def minimum(self, other):
-        return elementwise.minimum(self, other)
 
-    def clip(self, min=None, max=None):
-        return elementwise.clip(self, min, max)
-
-    clamp = clip
-
-    def masked_fill(self, mask, value):
-        return elementwise.masked_fill(self, mask, value)
-
-    def where(self, condition, other):
-        return elementwise.where(condition, self, other)
-
-    def matmul(self, other):
-        return matmul_ops.matmul(self, other)
-
-    def sum(self, dim=None, keepdim=False, **kw):
-        return reduce_ops.sum(self, dim, keepdim, **kw)
-
-    def mean(self, dim=None, keepdim=False, **kw):
-        return reduce_ops.mean(self, dim, keepdim, **kw)
-
-    def max(self, dim=None, keepdim=False, **kw):
-        return reduce_ops.max(self, dim, keepdim, **kw)
-
-    def min(self, dim=None, keepdim=False, **kw):
-        return reduce_ops.min(self, dim, keepdim, **kw)
-
-    def amax(self, dim=None, keepdim=False, **kw):
-        return reduce_ops.amax(self, dim, keepdim, **kw)
-
-    def amin(self, dim=None, keepdim=False, **kw):
-        return reduce_ops.amin(self, dim, keepdim, **kw)
-
-    def var(self, dim=None, keepdim=False, correction=1, **kw):
-        return reduce_ops.var(self, dim, keepdim, correction=correction, **kw)
-
-    def std(self, dim=None, keepdim=False, correction=1, **kw):
-        return reduce_ops.std(self, dim, keepdim, correction=correction, **kw)
-
-    def argmax(self, dim=None, keepdim=False):
-        return reduce_ops.argmax(self, dim, keepdim)
-
-    def argmin(self, dim=None, keepdim=False):
-        return reduce_ops.argmin(self, dim, keepdim)
-
-    def reshape(self, *shape):
-        return shape_ops.reshape(self, *shape)
-
-    view = reshape
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return shape_ops.flatten(self, start_dim, end_dim)
-
-    def transpose(self, dim0, dim1):
-        return shape_ops.transpose(self, dim0, dim1)
-
-    swapaxes = transpose
-
-    def permute(self, *dims):
-        return shape_ops.permute(self, *dims)
-
-    def expand(self, *shape):
-        return shape_ops.expand(self, *shape)
-
-    def broadcast_to(self, shape):
-        return shape_ops.broadcast_to(self, shape)
-
-    def squeeze(self, dim=None):
-        return shape_ops.squeeze(self, dim)
-
-    def unsqueeze(self, dim):
-        return shape_ops.unsqueeze(self, dim)
-
-    def split(self, split_size_or_sections, dim=0):
-        return shape_ops.split(self, split_size_or_sections, dim)
-
-    def chunk(self, chunks, dim=0):
-        return shape_ops.chunk(self, chunks, dim)
-
-    def to(self, dtype):
-        return elementwise.cast(self, dtype)
-
-    def float(self):
-        return elementwise.cast(self, np.float32)
-
-    def double(self):
-        return elementwise.cast(self, np.float64)
-
-    def long(self):
-        return elementwise.cast(self, np.int64)
-
-    def clone(self):
-        return elementwise.clone(self)
-
-    def contiguous(self):
-        return self
-
-
-def tensor(data, dtype=None, requires_grad=False):
-    """A new tensor holding a copy of `data` (floats default to float32; numpy float64 is kept)."""
-    t = Tensor(data, requires_grad=requires_grad, dtype=dtype)
-    if isinstance(data, (np.ndarray, Tensor)):
-        t.array = t.array.copy()
-    return t
-
-
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
-
-
-def zeros(*shape, dtype=np.float32, requires_grad=False):
-    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=np.float32, requires_grad=False):
-    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def full(shape, fill_value, dtype=np.float32, requires_grad=False):
-    return Tensor(np.full(_shape((shape,)), fill_value, dtype=dtype), requires_grad=requires_grad)
-
-
-def zeros_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad)
-
-
-def ones_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.ones(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad)
-
-
-def randn(*shape, dtype=np.float32, requires_grad=False):
-    """Standard normal samples from the library's seeded generator."""
-    data = default_generator().standard_normal(_shape(shape), dtype=np.float64).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
-
-
-def rand(*shape, dtype=np.float32, requires_grad=False):
-    """Uniform [0, 1) samples from the library's seeded generator."""
-    data = default_generator().random(_shape(shape), dtype=np.float64).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
-
-
-def randint(low, high, size, dtype=np.int64):
-    return Tensor(default_generator().integers(low, high, size=_shape((size,)), dtype=dtype))
-
-
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
-    if end is None:
-        start, end = 0, start
-    if dtype is None:
-        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-        dtype = np.int64 if is_int else np.float32
-    return Tensor(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
-
+autograd.Tensor = Tensor  # Function.apply wraps outputs in Tensors (this module imports autograd)
 
 # The op modules import Tensor from this module, so they are bound after the class exists.
-from nanoframe.ops import elementwise, shape as shape_ops, reduce as reduce_ops  # noqa: E402
-from nanoframe.ops import matmul as matmul_ops  # noqa: E402
-from nanoframe.ops import activation  # noqa: E402
+from nanoframe.ops import elementwise, inplace, logical  # noqa: E402
+from nanoframe.ops import shape as shape_ops, matmul as matmul_ops  # noqa: E402
+from nanoframe import factories  # noqa: E402
+from nanoframe.factories import (  # noqa: E402,F401  (the factories' historical home)
+    arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like,
+)

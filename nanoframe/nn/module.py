@@ -9,7 +9,9 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from nanoframe.tensor import Tensor
+from nanoframe import dtypes
+from nanoframe.device import check_cpu
+from nanoframe.tensor import Tensor, parse_to
 
 
 class Parameter(Tensor):
@@ -269,17 +271,29 @@ class Module:
         fn(self)
         return self
 
-    def to(self, dtype):
-        """Cast every floating-point parameter and buffer to `dtype` (new arrays; create the
-        optimizer afterwards). Returns self."""
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"Module.to() only casts to floating point dtypes, got {dtype}")
+    def to(self, *args, **kwargs):
+        """Module.to(device), to(dtype), to(device, dtype), to(tensor): casts every floating-point
+        parameter and buffer to a floating dtype in place (same Parameter objects, new arrays:
+        create the optimizer afterwards). Only the CPU exists. Returns self."""
+        dtype, _ = parse_to(args, kwargs)
+        if dtype is not None and dtype.kind != "f":
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+        if dtype is not None:
+            self._cast(dtype, floating_only=True)
+        return self
+
+    def _cast(self, dtype, floating_only):
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.array.dtype.kind == "f" and t.array.dtype != dtype:
+            if (t.array.dtype.kind == "f" or not floating_only) and t.array.dtype != dtype:
                 t.array = t.array.astype(dtype)
                 if t.grad_array is not None:
                     t.grad_array = t.grad_array.astype(dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        check_cpu("cuda" if device is None else device)
         return self
 
     def float(self):
@@ -287,6 +301,17 @@ class Module:
 
     def double(self):
         return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
+    def bfloat16(self):
+        return self.to(dtypes.bfloat16)
+
+    def type(self, dst_type):
+        """Cast every parameter and buffer (integer ones too, as torch) to dst_type."""
+        self._cast(dtypes.to_numpy(dst_type), floating_only=False)
+        return self
 
     # ---- state dict ------------------------------------------------------------------------------------
     def _state_items(self):

@@ -138,7 +138,7 @@ class RNNBase(Module):
             sd = _data(s)
             if sd.shape != want or sd.dtype != dtype:
                 label = ("h_0", "c_0")[i] if is_lstm else "hx"
-                raise NanoframeError(f"{name}: expected {label} of shape {want} and dtype {dtype}, "
+                raise NanoframeError(f"{name}: expected {label} of shape {want} and dtype {np.dtype(dtype).name}, "
                                      f"got shape {sd.shape} dtype {sd.dtype}")
             if not batched:
                 states[i] = shape_ops.unsqueeze(s, 1)
@@ -232,7 +232,7 @@ class RNNCellBase(Module):
             states = list(hx) if is_lstm else [hx]
             for i, s in enumerate(states):
                 if _data(s).shape != want or _data(s).dtype != x.dtype:
-                    raise NanoframeError(f"{name}: expected hidden state of shape {want} and dtype {x.dtype}, "
+                    raise NanoframeError(f"{name}: expected hidden state of shape {want} and dtype {np.dtype(x.dtype).name}, "
                                          f"got shape {_data(s).shape} dtype {_data(s).dtype}")
                 if not batched:
                     states[i] = shape_ops.unsqueeze(s, 0)

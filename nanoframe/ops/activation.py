@@ -3,10 +3,13 @@
 relu, tanh and sigmoid are primitives in nanoframe/ops/elementwise.py.
 """
 import math
+import warnings
 
 import numpy as np
 
 from nanoframe.autograd import Function
+from nanoframe.dtypes import to_numpy
+from nanoframe.ops.elementwise import cast
 from nanoframe.parallel import parallel_for
 from nanoframe.tensor import Tensor
 
@@ -282,10 +285,28 @@ class Softmax(Function):
         return g
 
 
-def softmax(x, dim=-1):
-    """PyTorch's F.softmax(x, dim) (dim defaults to the last one)."""
+def _implicit_dim(op, ndim, dim):
+    """torch's rule for a softmax called without dim: 0 for 0-, 1- and 3-D input, else 1, with
+    torch's deprecation warning (never silently the last dim)."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to "
+                  "include dim=X as an argument.", UserWarning, stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _with_dtype(x, dtype):
+    if dtype is None:
+        return x
+    return cast(x, to_numpy(dtype)) if isinstance(x, Tensor) else np.asarray(x, dtype=to_numpy(dtype))
+
+
+def softmax(x, dim=None, dtype=None):
+    """PyTorch's F.softmax(x, dim); without dim, torch's implicit choice and warning."""
+    x = _with_dtype(x, dtype)
     xd = _data(x)
     _check_float("softmax", xd)
+    dim = _implicit_dim("softmax", xd.ndim, dim)
     _check_dim("softmax", xd, dim)
     return Softmax.apply(x, dim=dim)
 
@@ -313,9 +334,11 @@ class LogSoftmax(Function):
         return g
 
 
-def log_softmax(x, dim=-1):
-    """PyTorch's F.log_softmax(x, dim) (dim defaults to the last one)."""
+def log_softmax(x, dim=None, dtype=None):
+    """PyTorch's F.log_softmax(x, dim); without dim, torch's implicit choice and warning."""
+    x = _with_dtype(x, dtype)
     xd = _data(x)
     _check_float("log_softmax", xd)
+    dim = _implicit_dim("log_softmax", xd.ndim, dim)
     _check_dim("log_softmax", xd, dim)
     return LogSoftmax.apply(x, dim=dim)

@@ -1,32 +1,46 @@
 """Elementwise ops: arithmetic, exp/log/sqrt/abs, tanh/sigmoid/relu, maximum/minimum, clip, where.
 
 Binary ops broadcast like numpy; `unbroadcast` sums each gradient back to its input's shape.
-Python scalars take the tensor's dtype, so `x * 0.5` stays float32.
+The result dtype is torch's (`nanoframe.dtypes.result_type`): Python scalars take the tensor's
+dtype within its category (`x * 0.5` stays float32), an integer tensor with a Python float gives
+the default float dtype, true division of integers gives floats, and exp/log/... of an integer
+tensor are computed in the default float dtype.
 """
 import numpy as np
 
 from nanoframe.autograd import Function, unbroadcast
-from nanoframe.tensor import Tensor
+from nanoframe.dtypes import default_float, result_type
+from nanoframe.tensor import Tensor, _to_array
 
 
 def _operands(a, b):
-    """Turn the non-Tensor side of a binary op into an array of the Tensor side's dtype."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
+    """Both operands in torch's result dtype. A Tensor is cast (differentiably) only when its dtype
+    differs; numbers and lists become constant arrays."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.array.dtype == b.array.dtype:
         return a, b
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError("expected at least one Tensor operand")
-    t, other = (a, b) if isinstance(a, Tensor) else (b, a)
-    dtype = t.dtype
-    if dtype.kind != "f" and isinstance(other, float):
-        dtype = np.float32  # int tensor (never requires grad) with a python float -> float32, as torch
-        t = Tensor._make(t.array.astype(dtype), False)
-    if isinstance(other, (int, float, bool, np.number)):
-        other = np.asarray(other, dtype=dtype)
-    elif isinstance(other, np.ndarray):
-        pass
-    else:  # python lists act like python scalars: they take a float tensor's dtype
-        other = Tensor(other, dtype=dtype if dtype.kind == "f" else None).array
-    return (t, other) if isinstance(a, Tensor) else (other, t)
+    a, b = _arrayish(a), _arrayish(b)
+    dtype = result_type(a, b)
+    return _as_dtype(a, dtype), _as_dtype(b, dtype)
+
+
+def _arrayish(x):
+    """Lists become arrays with a tensor's defaults (Python floats -> the default float dtype)."""
+    return _to_array(x) if isinstance(x, (list, tuple)) else x
+
+
+def _as_dtype(x, dtype):
+    if isinstance(x, Tensor):
+        return x if x.array.dtype == dtype else cast(x, dtype)
+    return np.asarray(x, dtype=dtype)
+
+
+def _floating(x):
+    """An integer or bool tensor in the default float dtype (torch's exp(int) is float)."""
+    if isinstance(x, Tensor) and x.array.dtype.kind != "f":
+        return Tensor._make(x.array.astype(default_float()), False)
+    return x
 
 
 class Add(Function):
@@ -42,8 +56,19 @@ class Add(Function):
                 unbroadcast(gy, ctx.shapes[1]) if nb else None)
 
 
-def add(a, b):
-    return Add.apply(*_operands(a, b))
+def _scaled(b, alpha, a):
+    """alpha * b for add/sub's `alpha=` (torch refuses a float alpha with integer tensors)."""
+    if alpha == 1:
+        return b
+    b = _arrayish(b)
+    if isinstance(alpha, float) and not any(isinstance(t, Tensor) and t.array.dtype.kind == "f" for t in (a, b)):
+        raise TypeError("For integral input tensors, argument alpha must not be a floating point number.")
+    return mul(b, alpha) if isinstance(b, Tensor) else np.multiply(b, alpha)
+
+
+def add(a, b, *, alpha=1):
+    """a + alpha * b (torch.add)."""
+    return Add.apply(*_operands(a, _scaled(b, alpha, a)))
 
 
 class Sub(Function):
@@ -59,22 +84,28 @@ class Sub(Function):
                 unbroadcast(-gy, ctx.shapes[1]) if nb else None)
 
 
-def sub(a, b):
-    return Sub.apply(*_operands(a, b))
+def sub(a, b, *, alpha=1):
+    """a - alpha * b (torch.sub; refused for bool tensors, as torch)."""
+    if any(isinstance(t, (bool, np.bool_)) or (isinstance(t, Tensor) and t.array.dtype == np.bool_) for t in (a, b)):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+    return Sub.apply(*_operands(a, _scaled(b, alpha, a)))
 
 
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        na, nb = ctx.needs_input_grad
+        ctx.save_for_backward(a if nb else None, b if na else None)  # only what a gradient needs, as torch
+        ctx.shapes = (np.shape(a), np.shape(b))
         return a * b
 
     @staticmethod
     def backward(ctx, gy):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        return (unbroadcast(gy * b, np.shape(a)) if na else None,
-                unbroadcast(gy * a, np.shape(b)) if nb else None)
+        return (unbroadcast(gy * b, ctx.shapes[0]) if na else None,
+                unbroadcast(gy * a, ctx.shapes[1]) if nb else None)
 
 
 def mul(a, b):
@@ -84,28 +115,107 @@ def mul(a, b):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        y = a / b
-        ctx.save_for_backward(a, b, y)
-        return y
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)  # as torch: not the output
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return a / b
 
     @staticmethod
     def backward(ctx, gy):
-        a, b, y = ctx.saved_tensors
+        a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        ga = unbroadcast(gy / b, np.shape(a)) if na else None
-        gb = unbroadcast(-gy * y / b, np.shape(b)) if nb else None  # d(a/b)/db = -a/b^2 = -y/b
+        ga = unbroadcast(gy / b, ctx.shapes[0]) if na else None
+        gb = unbroadcast(-gy * (a / b) / b, ctx.shapes[1]) if nb else None  # d(a/b)/db = -a/b^2
         return ga, gb
 
 
-def div(a, b):
-    return Div.apply(*_operands(a, b))
+class Rounded(Function):
+    """A piecewise-constant op (floor division, floor, round, sign...): its gradient is 0, as torch's."""
+
+    @staticmethod
+    def forward(ctx, *arrays, ufunc):
+        ctx.shapes = [np.shape(a) for a in arrays]
+        return ufunc(*arrays)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return tuple(np.zeros(s, gy.dtype) if n else None for s, n in zip(ctx.shapes, ctx.needs_input_grad))
+
+
+def _trunc_divide(a, b):
+    return np.trunc(a / b) if np.result_type(a, b).kind == "f" else _int_trunc_divide(a, b)
+
+
+def _int_trunc_divide(a, b):
+    q = np.floor_divide(a, b)
+    return q + ((q < 0) & (q * b != a))  # floor -> toward zero where the quotient is negative and inexact
+
+
+def div(a, b, *, rounding_mode=None):
+    """torch.div: true division (integers give the default float dtype), or rounded with
+    rounding_mode='trunc' / 'floor' (keeping integer dtypes; gradient 0)."""
+    a, b = _operands(a, b)
+    if rounding_mode is None:
+        if np.result_type(_dt(a), _dt(b)).kind != "f":
+            a, b = _as_dtype(a, default_float()), _as_dtype(b, default_float())
+        return Div.apply(a, b)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+    _no_bool_arithmetic("div with rounding_mode", a)
+    if np.result_type(_dt(a), _dt(b)).kind != "f" and np.any(_arr(b) == 0):
+        raise ZeroDivisionError("integer division by zero")
+    return Rounded.apply(a, b, ufunc=np.floor_divide if rounding_mode == "floor" else _trunc_divide)
+
+
+def _arr(x):
+    return x.array if isinstance(x, Tensor) else x
+
+
+def _no_bool_arithmetic(op, a):
+    """torch has no rounded division, remainder or power of bools (NumPy would give int8)."""
+    if _dt(a) == np.bool_:
+        raise NotImplementedError(f"{op} is not implemented for bool tensors")
+
+
+def _dt(x):
+    return _arr(x).dtype
+
+
+def floor_divide(a, b):
+    """a // b rounded toward -inf (torch.floor_divide)."""
+    return div(a, b, rounding_mode="floor")
+
+
+class Remainder(Function):
+    """a - floor(a / b) * b, the sign of b (Python's %, torch.remainder)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b if ctx.needs_input_grad[1] else None)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, gy):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(gy, ctx.shapes[0]) if na else None,
+                unbroadcast(-gy * np.floor_divide(a, b), ctx.shapes[1]) if nb else None)
+
+
+def remainder(a, b):
+    a, b = _operands(a, b)
+    _no_bool_arithmetic("remainder", a)
+    if np.result_type(_dt(a), _dt(b)).kind != "f" and np.any(_arr(b) == 0):
+        raise ZeroDivisionError("integer modulo by zero")
+    return Remainder.apply(a, b)
 
 
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         y = a ** b
-        ctx.save_for_backward(a, b, y)
+        na, nb = ctx.needs_input_grad
+        ctx.save_for_backward(a, b, y if nb else None)  # the output only for the exponent's gradient
         return y
 
     @staticmethod
@@ -122,7 +232,19 @@ class Pow(Function):
 
 
 def pow(a, b):
-    return Pow.apply(*_operands(a, b))
+    """a ** b. Integers to a negative Python-int power are refused (as torch); a negative integer
+    exponent tensor gives torch's integer results (1, -1 or 0)."""
+    exponent_is_tensor = isinstance(b, Tensor)
+    a, b = _operands(a, b)
+    _no_bool_arithmetic("pow", a)
+    if _dt(a).kind in "iu" and np.any(_arr(b) < 0):
+        if not exponent_is_tensor:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        base, exp = np.broadcast_arrays(_arr(a), _arr(b))
+        out = np.where(exp < 0, np.where(base == 1, 1, np.where(base == -1, 1 - 2 * (exp % 2), 0)),
+                       np.power(base, np.maximum(exp, 0)))
+        return Tensor._make(out.astype(_dt(a)), False)
+    return Pow.apply(a, b)
 
 
 class Neg(Function):
@@ -153,7 +275,7 @@ class Exp(Function):
 
 
 def exp(x):
-    return Exp.apply(x)
+    return Exp.apply(_floating(x))
 
 
 class Log(Function):
@@ -169,7 +291,7 @@ class Log(Function):
 
 
 def log(x):
-    return Log.apply(x)
+    return Log.apply(_floating(x))
 
 
 class Sqrt(Function):
@@ -186,7 +308,7 @@ class Sqrt(Function):
 
 
 def sqrt(x):
-    return Sqrt.apply(x)
+    return Sqrt.apply(_floating(x))
 
 
 class Abs(Function):
@@ -219,7 +341,7 @@ class Tanh(Function):
 
 
 def tanh(x):
-    return Tanh.apply(x)
+    return Tanh.apply(_floating(x))
 
 
 class Sigmoid(Function):
@@ -236,7 +358,7 @@ class Sigmoid(Function):
 
 
 def sigmoid(x):
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 class ReLU(Function):
@@ -319,9 +441,19 @@ class Clip(Function):
 
 
 def clip(x, min=None, max=None):
+    """torch.clamp: bounds are numbers or tensors (broadcast; not differentiated). The result dtype
+    is torch's: an integer tensor clamped with a float bound becomes float."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    return Clip.apply(x, min, max)
+    bounds = [b for b in (min, max) if b is not None]
+    for b in bounds:
+        if isinstance(b, Tensor) and b.requires_grad:
+            raise ValueError("clamp: min/max tensors that require grad are not supported; "
+                             "use maximum()/minimum() to differentiate through the bounds")
+    dtype = result_type(x, *(b.array if isinstance(b, Tensor) else b for b in bounds))
+    lo, hi = (None if b is None else np.asarray(b.array if isinstance(b, Tensor) else b, dtype=dtype)
+              for b in (min, max))
+    return Clip.apply(_as_dtype(x, dtype), lo, hi)
 
 
 clamp = clip
@@ -330,9 +462,9 @@ clamp = clip
 class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
-        ctx.cond = np.asarray(cond, dtype=bool)
+        ctx.cond = cond
         ctx.shapes = (np.shape(a), np.shape(b))
-        return np.where(ctx.cond, a, b)
+        return np.where(cond, a, b)
 
     @staticmethod
     def backward(ctx, gy):
@@ -343,11 +475,22 @@ class Where(Function):
                 unbroadcast(np.where(ctx.cond, zero, gy), ctx.shapes[1]) if nb else None)
 
 
-def where(condition, a, b):
-    """Elementwise `a if condition else b` (condition is not differentiated)."""
-    cond = condition.array if isinstance(condition, Tensor) else condition
+def _bool_mask(op, mask):
+    """A bool ndarray from a bool Tensor/array (torch refuses other dtypes as masks)."""
+    m = mask.array if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"{op}: expected a bool mask/condition, got dtype {m.dtype}")
+    return m
+
+
+def where(condition, a=None, b=None):
+    """Elementwise `a if condition else b` (condition is not differentiated); `where(condition)`
+    alone is `condition.nonzero(as_tuple=True)`."""
+    cond = _bool_mask("where", condition)
+    if a is None and b is None:
+        return tuple(Tensor._make(i, False) for i in np.nonzero(cond))
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        return Tensor(np.where(cond, a, b))
+        a = Tensor._make(np.asarray(a, dtype=result_type(a, b)), False)
     a, b = _operands(a, b)
     return Where.apply(cond, a, b)
 
@@ -355,7 +498,6 @@ def where(condition, a, b):
 class MaskedFill(Function):
     @staticmethod
     def forward(ctx, x, mask, value):
-        mask = np.asarray(mask, dtype=bool)
         if np.broadcast_shapes(mask.shape, x.shape) != x.shape:
             raise ValueError(f"mask of shape {mask.shape} does not broadcast to {x.shape}")
         ctx.mask = mask
@@ -363,13 +505,18 @@ class MaskedFill(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return np.where(ctx.mask, np.zeros((), dtype=gy.dtype), gy), None, None
+        nx, _, nv = ctx.needs_input_grad
+        zero = np.zeros((), dtype=gy.dtype)
+        gx = np.where(ctx.mask, zero, gy) if nx else None
+        gv = np.where(ctx.mask, gy, zero).sum() if nv else None  # a 0-d value tensor
+        return gx, None, gv
 
 
 def masked_fill(x, mask, value):
-    """x with `value` wherever mask (broadcast to x) is True."""
-    mask = mask.array if isinstance(mask, Tensor) else mask
-    return MaskedFill.apply(x, mask, value)
+    """x with `value` (a number or a 0-d tensor) wherever the bool mask (broadcast to x) is True."""
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise ValueError(f"masked_fill only supports a 0-dimensional value tensor, got shape {value.shape}")
+    return MaskedFill.apply(x, _bool_mask("masked_fill", mask), value)
 
 
 class Cast(Function):
@@ -384,9 +531,8 @@ class Cast(Function):
 
 
 def cast(x, dtype):
-    """x converted to dtype; differentiable between float dtypes."""
-    dtype = np.dtype(dtype)
-    if dtype == x.dtype:
+    """x converted to dtype (a NumPy dtype); differentiable between float dtypes."""
+    if dtype == x.array.dtype:
         return x
     if dtype.kind != "f":
         return Tensor._make(x.array.astype(dtype), False)
@@ -405,3 +551,18 @@ class Clone(Function):
 
 def clone(x):
     return Clone.apply(x)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 * tensor2."""
+    return input + tensor1 * tensor2 * value if value != 1 else input + tensor1 * tensor2
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 / tensor2."""
+    return input + tensor1 / tensor2 * value if value != 1 else input + tensor1 / tensor2
+
+
+def lerp(input, end, weight):
+    """input + weight * (end - input)."""
+    return input + (end - input) * weight

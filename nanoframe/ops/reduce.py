@@ -1,13 +1,18 @@
-"""Reductions: sum, mean, max/min (and amax/amin), var/std, argmax/argmin.
+"""Reductions: sum, mean, prod, max/min (and amax/amin), var/std, logsumexp, norm, all/any,
+argmax/argmin.
 
 `dim` is an int, a tuple of ints (negative allowed) or None (all dims); `keepdim` keeps the reduced
-dims as size 1. NumPy's `axis=` / `keepdims=` are accepted as aliases, as in PyTorch.
+dims as size 1. NumPy's `axis=` / `keepdims=` are accepted as aliases, as in PyTorch. Dtypes as
+torch: sum/prod of integers or bools give int64; mean/var/std of integers are errors.
 """
+import math
 from collections import namedtuple
 
 import numpy as np
 
 from nanoframe.autograd import Function
+from nanoframe.dtypes import to_numpy
+from nanoframe.ops.elementwise import _floating, cast, maximum, minimum
 from nanoframe.tensor import Tensor
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
@@ -60,9 +65,24 @@ class Sum(Function):
         return np.broadcast_to(gy, ctx.shape), None, None
 
 
-def sum(x, dim=None, keepdim=False, **kw):
+def _with_dtype(x, dtype):
+    """x cast to `dtype=` if given; integer/bool input of sum/prod becomes int64, as torch."""
+    if dtype is not None:
+        return cast(x, to_numpy(dtype))
+    if x.array.dtype.kind in "biu" and x.array.dtype != np.int64:
+        return cast(x, np.dtype(np.int64))
+    return x
+
+
+def _float_only(op, x):
+    if x.array.dtype.kind != "f":
+        raise TypeError(f"{op}(): could not infer output dtype. Input dtype must be a floating point "
+                        f"dtype, got {x.dtype}; convert with .float() first or pass dtype=")
+
+
+def sum(x, dim=None, keepdim=False, *, dtype=None, **kw):
     axes, keepdim = _args("sum", x.ndim, dim, keepdim, kw)
-    return Sum.apply(x, axes, keepdim)
+    return Sum.apply(_with_dtype(x, dtype), axes, keepdim)
 
 
 class Mean(Function):
@@ -78,8 +98,11 @@ class Mean(Function):
         return np.broadcast_to(gy, ctx.shape), None, None
 
 
-def mean(x, dim=None, keepdim=False, **kw):
+def mean(x, dim=None, keepdim=False, *, dtype=None, **kw):
     axes, keepdim = _args("mean", x.ndim, dim, keepdim, kw)
+    if dtype is not None:
+        x = cast(x, to_numpy(dtype))
+    _float_only("mean", x)
     return Mean.apply(x, axes, keepdim)
 
 
@@ -122,12 +145,18 @@ class MaxDim(Function):
 
 
 def max(x, dim=None, keepdim=False, **kw):
-    """max(x) -> tensor; max(x, dim) -> (values, indices) like PyTorch; a tuple dim acts as amax."""
+    """max(x) -> tensor; max(x, dim) -> (values, indices) like PyTorch; a tuple dim acts as amax;
+    max(x, other_tensor) is the elementwise maximum."""
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
     return _reduce_extreme(x, dim, keepdim, kw, largest=True)
 
 
 def min(x, dim=None, keepdim=False, **kw):
-    """min(x) -> tensor; min(x, dim) -> (values, indices) like PyTorch; a tuple dim acts as amin."""
+    """min(x) -> tensor; min(x, dim) -> (values, indices) like PyTorch; a tuple dim acts as amin;
+    min(x, other_tensor) is the elementwise minimum."""
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
     return _reduce_extreme(x, dim, keepdim, kw, largest=False)
 
 
@@ -176,15 +205,151 @@ class Var(Function):
         return gy * (2.0 / ctx.denom) * xc, None, None, None  # d/dx sum((x-mu)^2) = 2(x-mu)
 
 
-def var(x, dim=None, keepdim=False, correction=1, unbiased=None, **kw):
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
+    """torch.var: var(dim, unbiased, keepdim) or var(dim, *, correction, keepdim); Bessel's
+    correction (1) by default. `var(True)` reads the bool as `unbiased`, as torch."""
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
     axes, keepdim = _args("var", x.ndim, dim, keepdim, kw)
-    if unbiased is not None:
-        correction = 1 if unbiased else 0
+    _float_only("var", x)
+    if unbiased is not None and correction is not None:
+        raise TypeError("var(): pass either unbiased or correction, not both")
+    if correction is None:
+        correction = 0 if unbiased is False else 1
     return Var.apply(x, axes, keepdim, correction)
 
 
-def std(x, dim=None, keepdim=False, correction=1, unbiased=None, **kw):
-    return var(x, dim, keepdim, correction, unbiased, **kw).sqrt()
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
+    """torch.std: the square root of var (same arguments)."""
+    return var(x, dim, unbiased, keepdim, correction=correction, **kw).sqrt()
+
+
+class Prod(Function):
+    """Product along one axis. The gradient of each element is the product of the others, computed
+    from exclusive cumulative products from both sides, so zeros need no division."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdim):
+        ctx.save_for_backward(x)
+        ctx.axis, ctx.keepdim = axis, keepdim
+        return np.prod(x, axis=axis, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        axis, n = ctx.axis, x.shape[ctx.axis]
+        if n == 0:
+            return np.zeros_like(x), None, None
+        one = np.ones_like(np.take(x, [0], axis=axis))
+        left = np.concatenate([one, np.cumprod(np.take(x, range(n - 1), axis=axis), axis=axis)], axis=axis)
+        rest = np.flip(np.take(x, range(1, n), axis=axis), axis)
+        right = np.concatenate([np.flip(np.cumprod(rest, axis=axis), axis), one], axis=axis)
+        gy = gy if ctx.keepdim else np.expand_dims(gy, axis)
+        return gy * left * right, None, None  # left[i] = prod(x[:i]), right[i] = prod(x[i+1:])
+
+
+def prod(x, dim=None, keepdim=False, *, dtype=None):
+    """Product of all elements, or along one dim (torch takes a single int dim)."""
+    x = _with_dtype(x, dtype)
+    if dim is not None and not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"prod(): argument 'dim' must be int, not {type(dim).__name__}")
+    axes = normalize_dims(dim, x.ndim, "prod")
+    if dim is None or x.ndim == 0:
+        y = Prod.apply(x.reshape(-1), 0, False)
+        return y.reshape((1,) * x.ndim) if keepdim and dim is not None else y
+    return Prod.apply(x, axes[0], keepdim)
+
+
+class LogSumExp(Function):
+    """y = m + log(sum(exp(x - m))) with m the max (0 where the max is infinite); dy/dx = exp(x - y)."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        m = np.max(x, axis=axes, keepdims=True) if x.size else np.zeros((1,) * x.ndim, x.dtype)
+        m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+        with np.errstate(divide="ignore"):
+            y = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else np.squeeze(y, axis=axes)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, y = ctx.saved_tensors
+        with np.errstate(invalid="ignore"):
+            return _expand_back(gy, ctx.axes, ctx.keepdim) * np.exp(x - y), None, None
+
+
+def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x))) over dim, computed without overflow (torch requires dim)."""
+    x = _floating(x)
+    return LogSumExp.apply(x, normalize_dims(dim, x.ndim, "logsumexp"), bool(keepdim))
+
+
+class Norm(Function):
+    """The vector p-norm over axes: (sum |x|^p)^(1/p); p = inf/-inf: max/min |x|; p = 0: the count of
+    nonzeros. Gradient as torch: 0 where the norm is 0; ties of an inf-norm share it evenly."""
+
+    @staticmethod
+    def forward(ctx, x, p, axes, keepdim):
+        a = np.abs(x)
+        if p == math.inf or p == -math.inf:
+            y = (np.max if p > 0 else np.min)(a, axis=axes, keepdims=True)
+        elif p == 0:
+            y = np.sum(a != 0, axis=axes, keepdims=True).astype(x.dtype)
+        elif p == 1:
+            y = np.sum(a, axis=axes, keepdims=True)
+        elif p == 2:
+            y = np.sqrt(np.sum(x * x, axis=axes, keepdims=True))
+        else:
+            y = np.sum(a ** p, axis=axes, keepdims=True) ** (1.0 / p)
+        ctx.save_for_backward(x, y)
+        ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
+        return y if keepdim else np.squeeze(y, axis=axes)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, y = ctx.saved_tensors
+        p = ctx.p
+        gy = _expand_back(gy, ctx.axes, ctx.keepdim)
+        if p == 0:
+            return np.zeros_like(x), None, None, None
+        if p == 1:
+            return gy * np.sign(x), None, None, None
+        if p == math.inf or p == -math.inf:
+            hit = np.abs(x) == y
+            share = hit / np.sum(hit, axis=ctx.axes, keepdims=True)
+            return gy * np.sign(x) * share.astype(x.dtype), None, None, None
+        safe = np.where(y == 0, 1, y)
+        if p == 2:
+            g = x / safe                                  # d||x||/dx = x / ||x||
+        else:
+            g = np.sign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
+        return gy * np.where(y == 0, 0, g), None, None, None
+
+
+def norm(x, p="fro", dim=None, keepdim=False, *, dtype=None):
+    """torch.norm as a vector norm: p = 'fro' (2 over all the given dims), a number, inf or -inf."""
+    if dtype is not None:
+        x = cast(x, to_numpy(dtype))
+    _float_only("norm", x)
+    if p == "fro" or p is None:
+        p = 2
+    if isinstance(p, str) or not isinstance(p, (int, float)):
+        raise ValueError(f"norm: p must be 'fro' or a number, got {p!r} (nuclear norms are not supported)")
+    return Norm.apply(x, float(p), normalize_dims(dim, x.ndim, "norm"), bool(keepdim))
+
+
+def all(x, dim=None, keepdim=False):
+    """True where every element along dim is nonzero (a bool tensor; not differentiable)."""
+    axes = normalize_dims(dim, x.ndim, "all")
+    return Tensor._make(np.asarray(np.all(x.array, axis=axes, keepdims=keepdim)), False)
+
+
+def any(x, dim=None, keepdim=False):
+    """True where some element along dim is nonzero (a bool tensor; not differentiable)."""
+    axes = normalize_dims(dim, x.ndim, "any")
+    return Tensor._make(np.asarray(np.any(x.array, axis=axes, keepdims=keepdim)), False)
 
 
 def argmax(x, dim=None, keepdim=False):

@@ -55,7 +55,7 @@ def test_pytorch_style_script_trains_saves_and_resumes():
     buf.seek(0)
     restored = torch.load(buf, map_location="cpu", weights_only=False)
     x, _ = next(iter(test_loader))
-    np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())
+    np.testing.assert_array_equal(restored(x).detach().numpy(), model(x).detach().numpy())
 
     ckpt = io.BytesIO()
     torch.save({"epoch": 6, "model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
@@ -74,4 +74,4 @@ def test_pytorch_style_script_trains_saves_and_resumes():
         F.cross_entropy(model_(x), torch.tensor(np.zeros(len(x), np.int64))).backward()
         opt_.step()
     for p, q in zip(model.parameters(), model2.parameters()):
-        np.testing.assert_array_equal(p.numpy(), q.numpy())
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())

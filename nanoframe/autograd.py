@@ -234,7 +234,7 @@ class Node:
         self.freed = False
 
     def name(self):
-        return f"{self.fn.__name__}Backward"
+        return f"{self.fn.__name__.removesuffix('Op')}Backward"
 
     def __repr__(self):
         return f"<{self.name()} object>"

@@ -14,7 +14,6 @@ import sys
 import textwrap
 import warnings
 from dataclasses import fields
-from pathlib import Path
 
 import numpy as np
 

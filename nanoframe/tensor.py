@@ -92,6 +92,11 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "
                "uint8": "ByteTensor", "bool": "BoolTensor"}
 
 
+def as_array(a):
+    """The ndarray behind a Tensor, or np.asarray(a): how ops read an argument that may be either."""
+    return a.array if isinstance(a, Tensor) else np.asarray(a)
+
+
 class Tensor(TensorMethods):
     """An n-dimensional array that can record the ops applied to it and backpropagate through them.
 

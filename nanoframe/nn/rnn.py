@@ -17,13 +17,10 @@ from nanoframe.nn.layers import _float_dtype
 from nanoframe.nn.module import Module, Parameter
 from nanoframe.ops import shape as shape_ops
 from nanoframe.ops.rnn import GRULayerFunction, LSTMLayerFunction, RNNLayerFunction
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import Tensor, as_array
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _run_layer(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, reverse=False):
@@ -84,7 +81,7 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None):
         name, is_lstm = type(self).__name__, self.mode == "LSTM"
-        x = _data(input)
+        x = as_array(input)
         dtype = self._parameters["weight_ih_l0"].dtype
         if x.ndim not in (2, 3):
             raise NanoframeError(f"{name}: expected a 2-D (unbatched) or 3-D input, got shape {x.shape}")
@@ -135,7 +132,7 @@ class RNNBase(Module):
         states = list(hx) if is_lstm else [hx]
         want = shape if batched else (shape[0], shape[2])
         for i, s in enumerate(states):
-            sd = _data(s)
+            sd = as_array(s)
             if sd.shape != want or sd.dtype != dtype:
                 label = ("h_0", "c_0")[i] if is_lstm else "hx"
                 raise NanoframeError(f"{name}: expected {label} of shape {want} and dtype {np.dtype(dtype).name}, "
@@ -214,7 +211,7 @@ class RNNCellBase(Module):
 
     def forward(self, input, hx=None):
         name, is_lstm = type(self).__name__, self.mode == "LSTM"
-        x = _data(input)
+        x = as_array(input)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size or x.dtype != self.weight_ih.dtype:
             raise NanoframeError(f"{name}: expected input (B, {self.input_size}) or ({self.input_size},) of dtype "
                                  f"{self.weight_ih.dtype}, got shape {x.shape} dtype {x.dtype}")
@@ -231,9 +228,9 @@ class RNNCellBase(Module):
                 raise NanoframeError(f"{name}: hx must be a tuple (h, c), got {type(hx).__name__}")
             states = list(hx) if is_lstm else [hx]
             for i, s in enumerate(states):
-                if _data(s).shape != want or _data(s).dtype != x.dtype:
+                if as_array(s).shape != want or as_array(s).dtype != x.dtype:
                     raise NanoframeError(f"{name}: expected hidden state of shape {want} and dtype {np.dtype(x.dtype).name}, "
-                                         f"got shape {_data(s).shape} dtype {_data(s).dtype}")
+                                         f"got shape {as_array(s).shape} dtype {as_array(s).dtype}")
                 if not batched:
                     states[i] = shape_ops.unsqueeze(s, 0)
         seq = shape_ops.unsqueeze(input, 0)           # (1, B, I): a sequence of one step

@@ -20,18 +20,15 @@ from nanoframe.nn.layers import Dropout, LayerNorm, Linear, _float_dtype
 from nanoframe.nn.module import Module, ModuleList, Parameter
 from nanoframe.ops import shape as shape_ops
 from nanoframe.ops.matmul import matmul
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import Tensor, as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _canonical_mask(mask, name, dtype):
     """A float mask of `dtype`: bool True -> -inf (not allowed), False -> 0; float masks pass through."""
     if mask is None:
         return None
-    m = _data(mask)
+    m = as_array(mask)
     if m.dtype == np.bool_:
         return np.where(m, -np.inf, 0.0).astype(dtype)
     if m.dtype.kind != "f":
@@ -115,7 +112,7 @@ class MultiheadAttention(Module):
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
-        qd, kd, vd = _data(query), _data(key), _data(value)
+        qd, kd, vd = as_array(query), as_array(key), as_array(value)
         batched = qd.ndim == 3
         self._check_shapes(qd, kd, vd, batched)
         same = query is key and key is value
@@ -129,7 +126,7 @@ class MultiheadAttention(Module):
         src_len, nh, hd = key.shape[1], self.num_heads, self.head_dim
         dtype = qd.dtype
         if key_padding_mask is not None and attn_mask is not None and (
-                (_data(key_padding_mask).dtype == np.bool_) != (_data(attn_mask).dtype == np.bool_)):
+                (as_array(key_padding_mask).dtype == np.bool_) != (as_array(attn_mask).dtype == np.bool_)):
             warnings.warn("Support for mismatched key_padding_mask and attn_mask is deprecated. "
                           "Use same type for both instead.", UserWarning, stacklevel=2)
         kpm = _canonical_mask(key_padding_mask, "key_padding_mask", dtype)
@@ -226,7 +223,7 @@ def _activation(activation):
 
 
 def _get_seq_len(src, batch_first):
-    d = _data(src)
+    d = as_array(src)
     return d.shape[0] if d.ndim == 2 else d.shape[1 if batch_first else 0]
 
 
@@ -234,12 +231,12 @@ def _detect_is_causal_mask(mask, is_causal=None, size=None):
     """torch's hint: True if is_causal is True, or (is_causal None) the mask equals the square causal mask."""
     make_causal = is_causal is True
     if is_causal is None and mask is not None:
-        m = _data(mask)
+        m = as_array(mask)
         sz = size if size is not None else m.shape[-2]
         if m.dtype == np.bool_:                        # torch builds its reference in the mask's dtype
             ref = np.triu(np.ones((sz, sz), dtype=bool), k=1)
         else:
-            ref = _data(Transformer.generate_square_subsequent_mask(sz, dtype=m.dtype))
+            ref = as_array(Transformer.generate_square_subsequent_mask(sz, dtype=m.dtype))
         make_causal = m.shape == ref.shape and bool(np.all(m == ref))
     return make_causal
 
@@ -365,17 +362,17 @@ class TransformerEncoder(Module):
         for mod in self.layers:
             output = mod(output, src_mask=mask, is_causal=is_causal, src_key_padding_mask=src_key_padding_mask)
         if zero_padded:
-            keep = ~_data(src_key_padding_mask).astype(bool)
-            output = output * keep[:, :, None].astype(_data(src).dtype)
+            keep = ~as_array(src_key_padding_mask).astype(bool)
+            output = output * keep[:, :, None].astype(as_array(src).dtype)
         if self.norm is not None:
             output = self.norm(output)
         return output
 
     def _zeroes_padding(self, first, src, mask, kpm):
         """torch's nested-tensor conditions (see the class docstring)."""
-        if not self.use_nested_tensor or first.training or _data(src).ndim != 3 or kpm is None or mask is not None:
+        if not self.use_nested_tensor or first.training or as_array(src).ndim != 3 or kpm is None or mask is not None:
             return False
-        pad = _data(kpm)
+        pad = as_array(kpm)
         if pad.dtype != np.bool_:
             pad = pad != 0
         if self.mask_check and np.any(pad[:, :-1] & ~pad[:, 1:]):            # not left-aligned
@@ -459,7 +456,7 @@ class Transformer(Module):
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
                 tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
                 memory_is_causal=False):
-        s, t = _data(src), _data(tgt)
+        s, t = as_array(src), as_array(tgt)
         bdim = 0 if self.batch_first else 1
         if s.ndim == 3 and s.shape[bdim] != t.shape[bdim]:
             raise NanoframeError(f"Transformer: the batch number of src {s.shape} and tgt {t.shape} must be equal")

@@ -11,11 +11,8 @@ from nanoframe.autograd import Function
 from nanoframe.dtypes import to_numpy
 from nanoframe.ops.elementwise import cast
 from nanoframe.parallel import parallel_for
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import Tensor, as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _check_float(op, x):
@@ -133,7 +130,7 @@ _GELU_C = 0.044715
 CHUNK = 65536  # elements per chunk of the elementwise chains: a few 256 KiB float32 blocks stay in L2
 
 
-class GELU(Function):
+class GELUOp(Function):
     """gelu(x) = x * Phi(x).
 
     approximate="none": Phi(x) = 0.5 * (1 + erf(x / sqrt(2))), dy/dx = Phi(x) + x exp(-x^2/2) / sqrt(2 pi).
@@ -220,12 +217,12 @@ def gelu(x, approximate="none"):
     """PyTorch's F.gelu: approximate="none" (exact, via erf) or "tanh"."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    _check_float("gelu", _data(x))
-    return GELU.apply(x, approximate=approximate)
+    _check_float("gelu", as_array(x))
+    return GELUOp.apply(x, approximate=approximate)
 
 
 # ---- silu ----------------------------------------------------------------------------------------
-class SiLU(Function):
+class SiLUOp(Function):
     """silu(x) = x * sigmoid(x); sigmoid computed as 0.5 (1 + tanh(x/2)) (no exp overflow). Saves x, sigmoid."""
 
     @staticmethod
@@ -253,12 +250,12 @@ class SiLU(Function):
 
 def silu(x):
     """PyTorch's F.silu (swish): x * sigmoid(x)."""
-    _check_float("silu", _data(x))
-    return SiLU.apply(x)
+    _check_float("silu", as_array(x))
+    return SiLUOp.apply(x)
 
 
 # ---- softmax / log_softmax -----------------------------------------------------------------------
-class Softmax(Function):
+class SoftmaxOp(Function):
     """y = exp(x - max) / sum(exp(x - max)) along dim. Saves y.
 
     A slice that is all -inf gives NaN, as in torch.
@@ -304,14 +301,14 @@ def _with_dtype(x, dtype):
 def softmax(x, dim=None, dtype=None):
     """PyTorch's F.softmax(x, dim); without dim, torch's implicit choice and warning."""
     x = _with_dtype(x, dtype)
-    xd = _data(x)
+    xd = as_array(x)
     _check_float("softmax", xd)
     dim = _implicit_dim("softmax", xd.ndim, dim)
     _check_dim("softmax", xd, dim)
-    return Softmax.apply(x, dim=dim)
+    return SoftmaxOp.apply(x, dim=dim)
 
 
-class LogSoftmax(Function):
+class LogSoftmaxOp(Function):
     """y = x - max - log(sum(exp(x - max))) along dim. Saves y (the log-probabilities)."""
 
     @staticmethod
@@ -337,8 +334,8 @@ class LogSoftmax(Function):
 def log_softmax(x, dim=None, dtype=None):
     """PyTorch's F.log_softmax(x, dim); without dim, torch's implicit choice and warning."""
     x = _with_dtype(x, dtype)
-    xd = _data(x)
+    xd = as_array(x)
     _check_float("log_softmax", xd)
     dim = _implicit_dim("log_softmax", xd.ndim, dim)
     _check_dim("log_softmax", xd, dim)
-    return LogSoftmax.apply(x, dim=dim)
+    return LogSoftmaxOp.apply(x, dim=dim)

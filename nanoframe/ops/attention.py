@@ -6,11 +6,8 @@ import numpy as np
 from nanoframe.autograd import Function, unbroadcast
 from nanoframe.ops.dropout import dropout_mask
 from nanoframe.parallel import get_num_threads, parallel_for
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 _causal_cache = {}
@@ -128,7 +125,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     dropout_p > 0 drops attention probabilities with the library's seeded generator (pass
     dropout_p=0 in eval, as with torch). scale defaults to 1 / sqrt(hs).
     """
-    qd, kd, vd = _data(q), _data(k), _data(v)
+    qd, kd, vd = as_array(q), as_array(k), as_array(v)
     op = "scaled_dot_product_attention"
     if qd.ndim < 2 or kd.ndim < 2 or vd.ndim < 2:
         raise ValueError(f"{op}: q, k, v need at least 2 dims (..., T, hs), got {qd.shape}, {kd.shape}, {vd.shape}")
@@ -148,7 +145,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     if attn_mask is not None:
         if is_causal:
             raise ValueError(f"{op}: pass either attn_mask or is_causal=True, not both")
-        mask = _data(attn_mask)
+        mask = as_array(attn_mask)
         if mask.dtype != np.bool_:
             if mask.dtype.kind != "f":
                 raise ValueError(f"{op}: attn_mask must be bool or float, got dtype {mask.dtype}")
@@ -183,7 +180,7 @@ def _neg_triu(n, dtype):
 ATTN_BLOCK = 64  # query rows per block: (B, nh, 64, <=T) score blocks; measured best of 32/64/128 on T=256
 
 
-class CausalSelfAttention(Function):
+class CausalSelfAttentionOp(Function):
     """qkv (B, T, 3C) packed [q | k | v] (GPT-2's c_attn output) -> y (B, T, C), heads side by side.
 
     The same math as splitting qkv into q, k, v, viewing each as (B, nh, T, hs) and calling
@@ -325,7 +322,7 @@ def causal_self_attention(qkv, n_head, dropout_p=0.0):
     scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p) on the (B, nh, T, hs)
     views and merging the heads back to (B, T, C), at a fraction of the cost (see CausalSelfAttention).
     """
-    x = _data(qkv)
+    x = as_array(qkv)
     op = "causal_self_attention"
     if x.ndim != 3 or x.shape[-1] % 3 != 0:
         raise ValueError(f"{op}: qkv must be (B, T, 3C), got shape {x.shape}")
@@ -337,4 +334,4 @@ def causal_self_attention(qkv, n_head, dropout_p=0.0):
         raise ValueError(f"{op}: qkv must be a float array, got dtype {x.dtype}")
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"{op}: dropout_p must be in [0, 1], got {dropout_p}")
-    return CausalSelfAttention.apply(qkv, n_head=int(n_head), dropout_p=float(dropout_p))
+    return CausalSelfAttentionOp.apply(qkv, n_head=int(n_head), dropout_p=float(dropout_p))

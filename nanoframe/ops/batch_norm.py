@@ -9,11 +9,8 @@ import numpy as np
 
 from nanoframe.autograd import Function
 from nanoframe.errors import NanoframeError
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 class BatchNormFunction(Function):
@@ -75,16 +72,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         running = (1 - momentum) * running + momentum * batch    (variance: the unbiased one)
     training=False normalises with running_mean / running_var (both required)."""
     op = "batch_norm"
-    x = _data(input)
+    x = as_array(input)
     if x.ndim < 2 or x.dtype.kind != "f":
         raise NanoframeError(f"{op}: expected a float input (N, C) or (N, C, ...), got shape {x.shape} dtype {x.dtype}")
     c = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        if t is not None and _data(t).shape != (c,):
-            raise NanoframeError(f"{op}: {name} must have shape ({c},) for input shape {x.shape}, got {_data(t).shape}")
+        if t is not None and as_array(t).shape != (c,):
+            raise NanoframeError(f"{op}: {name} must have shape ({c},) for input shape {x.shape}, got {as_array(t).shape}")
     for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and _data(t).dtype != x.dtype:
-            raise NanoframeError(f"{op}: {name} dtype {_data(t).dtype} must equal input dtype {x.dtype}")
+        if t is not None and as_array(t).dtype != x.dtype:
+            raise NanoframeError(f"{op}: {name} dtype {as_array(t).dtype} must equal input dtype {x.dtype}")
     if training:
         count = x.size // c if c else 0
         if count <= 1:
@@ -97,12 +94,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         del xc
         for t, batch in ((running_mean, mean), (running_var, var * count / (count - 1))):
             if t is not None:
-                r = _data(t)
+                r = as_array(t)
                 r *= 1.0 - momentum
                 r += (momentum * batch).astype(r.dtype)
     else:
         if running_mean is None or running_var is None:
             raise NanoframeError(f"{op}: running_mean and running_var are required when training=False")
-        mean = _data(running_mean).astype(np.float64)
-        var = _data(running_var).astype(np.float64)
+        mean = as_array(running_mean).astype(np.float64)
+        var = as_array(running_var).astype(np.float64)
     return BatchNormFunction.apply(input, weight, bias, mean=mean, var=var, eps=float(eps), training=bool(training))

@@ -10,13 +10,10 @@ from nanoframe.autograd import Function
 from nanoframe.errors import NanoframeError
 from nanoframe.ops import shape as shape_ops
 from nanoframe.parallel import GEMM_UNIT, parallel_for
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import as_array
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 # ---- pad ----------------------------------------------------------------------------------------------
@@ -97,7 +94,7 @@ def pad(input, pad, mode="constant", value=None):
     "circular" pad the last 1, 2 or 3 dims of an input with one or two more dims (batch, channels),
     as torch.
     """
-    x = _data(input)
+    x = as_array(input)
     pad = tuple(int(p) for p in pad)
     if mode not in _PAD_MODES:
         raise NanoframeError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
@@ -275,7 +272,7 @@ def _conv_checks(op, x, w, b, stride, dilation, groups, spatial):
         raise NanoframeError(f"{op}: input shape {x.shape} has {c} channels, but weight shape {w.shape} with "
                              f"groups={groups} expects {w.shape[1] * groups}")
     if b is not None:
-        bd = _data(b)
+        bd = as_array(b)
         if bd.shape != (w.shape[0],) or bd.dtype != w.dtype:
             raise NanoframeError(f"{op}: bias must be ({w.shape[0]},) of dtype {w.dtype}, "
                                  f"got shape {bd.shape} dtype {bd.dtype}")
@@ -289,7 +286,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding: an int, (ph, pw), "valid" (none) or "same" (output size = input size; stride 1 only).
     """
     op = "conv2d"
-    x, w = _data(input), _data(weight)
+    x, w = as_array(input), as_array(weight)
     stride, dilation = _pair(stride, 2, "stride", op), _pair(dilation, 2, "dilation", op)
     _conv_checks(op, x, w, bias, stride, dilation, int(groups), 2)
     (pt, pb), (pl, pr) = _conv_padding(padding, w.shape[2:], dilation, stride, op)
@@ -309,7 +306,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """PyTorch's F.conv1d: input (N, C, L) or (C, L), weight (O, C/groups, k); runs as conv2d on (N, C, 1, L)."""
     op = "conv1d"
-    x, w = _data(input), _data(weight)
+    x, w = as_array(input), as_array(weight)
     stride, dilation = _pair(stride, 1, "stride", op), _pair(dilation, 1, "dilation", op)
     _conv_checks(op, x, w, bias, stride, dilation, int(groups), 1)
     ((pl, pr),) = _conv_padding(padding, w.shape[2:], dilation, stride, op)

@@ -3,11 +3,8 @@ import numpy as np
 
 from nanoframe.autograd import Function
 from nanoframe.random import default_generator
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def dropout_mask(shape, p, dtype):
@@ -23,7 +20,7 @@ def dropout_mask(shape, p, dtype):
     return m if m.dtype == dtype else m.astype(dtype)
 
 
-class Dropout(Function):
+class DropoutOp(Function):
     """y = x * m, m = keep / (1 - p). Saves m (one array, already scaled)."""
 
     @staticmethod
@@ -44,7 +41,7 @@ def dropout(x, p=0.5, training=True):
         raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
-    xd = _data(x)
+    xd = as_array(x)
     if xd.dtype.kind != "f":
         raise ValueError(f"dropout: input must be a float array, got dtype {xd.dtype} with shape {xd.shape}")
-    return Dropout.apply(x, p=float(p))
+    return DropoutOp.apply(x, p=float(p))

@@ -327,7 +327,7 @@ def abs(x):
     return Abs.apply(x)
 
 
-class Tanh(Function):
+class TanhOp(Function):
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -341,7 +341,7 @@ class Tanh(Function):
 
 
 def tanh(x):
-    return Tanh.apply(_floating(x))
+    return TanhOp.apply(_floating(x))
 
 
 class Sigmoid(Function):
@@ -361,7 +361,7 @@ def sigmoid(x):
     return Sigmoid.apply(_floating(x))
 
 
-class ReLU(Function):
+class ReLUOp(Function):
     @staticmethod
     def forward(ctx, x):
         y = np.maximum(x, 0)
@@ -375,7 +375,7 @@ class ReLU(Function):
 
 
 def relu(x):
-    return ReLU.apply(x)
+    return ReLUOp.apply(x)
 
 
 class Maximum(Function):
@@ -424,7 +424,7 @@ def minimum(a, b):
 
 class Clip(Function):
     @staticmethod
-    def forward(ctx, x, lo, hi):
+    def forward(ctx, x, *, lo, hi):
         ctx.save_for_backward(x)
         ctx.lo, ctx.hi = lo, hi
         return np.clip(x, lo, hi)
@@ -437,7 +437,7 @@ class Clip(Function):
             inside &= x >= ctx.lo
         if ctx.hi is not None:
             inside &= x <= ctx.hi
-        return gy * inside, None, None
+        return gy * inside
 
 
 def clip(x, min=None, max=None):
@@ -453,7 +453,7 @@ def clip(x, min=None, max=None):
     dtype = result_type(x, *(b.array if isinstance(b, Tensor) else b for b in bounds))
     lo, hi = (None if b is None else np.asarray(b.array if isinstance(b, Tensor) else b, dtype=dtype)
               for b in (min, max))
-    return Clip.apply(_as_dtype(x, dtype), lo, hi)
+    return Clip.apply(_as_dtype(x, dtype), lo=lo, hi=hi)
 
 
 clamp = clip
@@ -521,13 +521,13 @@ def masked_fill(x, mask, value):
 
 class Cast(Function):
     @staticmethod
-    def forward(ctx, x, dtype):
+    def forward(ctx, x, *, dtype):
         ctx.dtype = x.dtype
         return x.astype(dtype)
 
     @staticmethod
     def backward(ctx, gy):
-        return gy.astype(ctx.dtype), None
+        return gy.astype(ctx.dtype)
 
 
 def cast(x, dtype):
@@ -536,7 +536,7 @@ def cast(x, dtype):
         return x
     if dtype.kind != "f":
         return Tensor._make(x.array.astype(dtype), False)
-    return Cast.apply(x, dtype)
+    return Cast.apply(x, dtype=dtype)
 
 
 class Clone(Function):

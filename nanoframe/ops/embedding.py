@@ -2,11 +2,8 @@
 import numpy as np
 
 from nanoframe.autograd import Function
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def scatter_add_rows(ids, rows, num_rows):
@@ -43,7 +40,7 @@ def scatter_add_rows(ids, rows, num_rows):
     return dw
 
 
-class Embedding(Function):
+class EmbeddingOp(Function):
     """idx (...) int, weight (V, C) -> out (..., C) = weight[idx]. Saves idx (flattened)."""
 
     @staticmethod
@@ -65,7 +62,7 @@ class Embedding(Function):
 
 def embedding(idx, weight):
     """PyTorch's F.embedding(input, weight): idx int array/Tensor of any shape, weight (V, C)."""
-    ids, wd = _data(idx), _data(weight)
+    ids, wd = as_array(idx), as_array(weight)
     if wd.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {wd.shape}")
     if ids.dtype.kind not in "iu":
@@ -77,4 +74,4 @@ def embedding(idx, weight):
             raise ValueError(
                 f"embedding: index {bad} is out of range [0, {wd.shape[0]}) for weight of shape {wd.shape}"
             )
-    return Embedding.apply(ids, weight)
+    return EmbeddingOp.apply(ids, weight)

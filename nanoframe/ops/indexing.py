@@ -40,7 +40,7 @@ def _check_shapes(op, idx, axis, **others):
 
 class Gather(Function):
     @staticmethod
-    def forward(ctx, x, idx, axis):
+    def forward(ctx, x, idx, *, axis):
         ctx.shape, ctx.where = x.shape, _along(idx, axis)
         return x[ctx.where]
 
@@ -48,7 +48,7 @@ class Gather(Function):
     def backward(ctx, gy):
         gx = np.zeros(ctx.shape, gy.dtype)
         np.add.at(gx, ctx.where, gy)  # repeated indices add up
-        return gx, None, None
+        return gx, None
 
 
 def gather(x, dim, index):
@@ -57,14 +57,14 @@ def gather(x, dim, index):
     (axis,) = normalize_dims(dim, max(x.ndim, 1), "gather")
     _check_shapes("gather", idx, axis, input=(x.shape, True))
     _check_range("gather", idx, x.shape[axis] if x.ndim else 1, dim)
-    return Gather.apply(x, idx, axis)
+    return Gather.apply(x, idx, axis=axis)
 
 
 class Scatter(Function):
     """x with src written (or added, `add=True`) at index along axis."""
 
     @staticmethod
-    def forward(ctx, x, src, idx, axis, add):
+    def forward(ctx, x, src, idx, *, axis, add):
         where = _along(idx, axis)
         ctx.where, ctx.add, ctx.src_shape = where, add, np.shape(src)
         ctx.used = tuple(slice(0, n) for n in idx.shape)  # the part of src that is written
@@ -88,7 +88,7 @@ class Scatter(Function):
         if ns:
             gs = np.zeros(ctx.src_shape, gy.dtype)
             gs[ctx.used] = gy[ctx.where]
-        return gx, gs, None, None, None
+        return gx, gs, None
 
 
 def _scatter(op, x, dim, index, src, value, add):
@@ -105,7 +105,7 @@ def _scatter(op, x, dim, index, src, value, add):
         src = np.asarray(value, dtype=x.array.dtype)
     elif src.array.dtype != x.array.dtype:
         raise TypeError(f"{op}(): expected self and src to have the same dtype, got {x.dtype} and {src.dtype}")
-    return Scatter.apply(x, src, idx, axis, add)
+    return Scatter.apply(x, src, idx, axis=axis, add=add)
 
 
 def scatter(x, dim, index, src=None, *, value=None):
@@ -133,7 +133,7 @@ def nonzero(x, *, as_tuple=False):
 
 class IndexSelect(Function):
     @staticmethod
-    def forward(ctx, x, idx, axis):
+    def forward(ctx, x, idx, *, axis):
         ctx.shape, ctx.idx, ctx.axis = x.shape, idx, axis
         return np.take(x, idx, axis=axis)
 
@@ -141,7 +141,7 @@ class IndexSelect(Function):
     def backward(ctx, gy):
         gx = np.zeros(ctx.shape, gy.dtype)
         np.add.at(np.moveaxis(gx, ctx.axis, 0), ctx.idx, np.moveaxis(gy, ctx.axis, 0))
-        return gx, None, None
+        return gx, None
 
 
 def index_select(x, dim, index):
@@ -151,7 +151,7 @@ def index_select(x, dim, index):
         raise ValueError(f"index_select(): index must be 0-D or 1-D, got shape {idx.shape}")
     (axis,) = normalize_dims(dim, max(x.ndim, 1), "index_select")
     _check_range("index_select", idx, x.shape[axis] if x.ndim else 1, dim)
-    return IndexSelect.apply(x, idx.reshape(-1), axis)
+    return IndexSelect.apply(x, idx.reshape(-1), axis=axis)
 
 
 class IndexPut(Function):

@@ -3,14 +3,11 @@ import numpy as np
 
 from nanoframe.autograd import Function
 from nanoframe.parallel import GEMM_UNIT, parallel_for
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import as_array
 
 
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
-
-class Linear(Function):
+class LinearOp(Function):
     """x (..., C_in), weight (C_out, C_in), bias (C_out,) or None -> y (..., C_out).
 
     Saves x and weight. Leading dims are flattened to N = prod(...) rows so that each product,
@@ -74,7 +71,7 @@ class Linear(Function):
 
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias, PyTorch's F.linear: x (..., in), weight (out, in), bias (out,)."""
-    xd, wd = _data(x), _data(weight)
+    xd, wd = as_array(x), as_array(weight)
     if wd.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {wd.shape}")
     if xd.ndim < 1 or xd.shape[-1] != wd.shape[1]:
@@ -85,9 +82,9 @@ def linear(x, weight, bias=None):
     if xd.dtype.kind != "f" or xd.dtype != wd.dtype:
         raise ValueError(f"linear: input dtype {xd.dtype} and weight dtype {wd.dtype} must be the same float dtype")
     if bias is not None:
-        bd = _data(bias)
+        bd = as_array(bias)
         if bd.shape != (wd.shape[0],):
             raise ValueError(f"linear: bias shape {bd.shape} does not match weight shape {wd.shape}; expected ({wd.shape[0]},)")
         if bd.dtype != wd.dtype:
             raise ValueError(f"linear: bias dtype {bd.dtype} must equal weight dtype {wd.dtype}")
-    return Linear.apply(x, weight, bias)
+    return LinearOp.apply(x, weight, bias)

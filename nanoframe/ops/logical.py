@@ -4,7 +4,7 @@ tensors (bitwise ops on integers return integers)."""
 import numpy as np
 
 from nanoframe.dtypes import result_type
-from nanoframe.tensor import Tensor, _to_array
+from nanoframe.tensor import Tensor, _to_array, as_array
 
 
 def _arrays(a, b):
@@ -43,24 +43,21 @@ def ge(a, b):
     return _compare(np.greater_equal, a, b)
 
 
-def _data(x):
-    return x.array if isinstance(x, Tensor) else np.asarray(x)
-
 
 def logical_and(a, b):
-    return Tensor._make(np.logical_and(_data(a), _data(b)), False)
+    return Tensor._make(np.logical_and(as_array(a), as_array(b)), False)
 
 
 def logical_or(a, b):
-    return Tensor._make(np.logical_or(_data(a), _data(b)), False)
+    return Tensor._make(np.logical_or(as_array(a), as_array(b)), False)
 
 
 def logical_xor(a, b):
-    return Tensor._make(np.logical_xor(_data(a), _data(b)), False)
+    return Tensor._make(np.logical_xor(as_array(a), as_array(b)), False)
 
 
 def logical_not(a):
-    return Tensor._make(np.logical_not(_data(a)), False)
+    return Tensor._make(np.logical_not(as_array(a)), False)
 
 
 def _bitwise(ufunc, a, b):
@@ -85,7 +82,7 @@ def bitwise_xor(a, b):
 
 def bitwise_not(a):
     """~a: logical not for bool tensors, bitwise for integers."""
-    x = _data(a)
+    x = as_array(a)
     if x.dtype.kind == "f":
         raise TypeError(f"bitwise_not is only defined for bool and integer tensors, got {x.dtype}")
     return Tensor._make(np.invert(x), False)
@@ -104,17 +101,17 @@ def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 def equal(a, b):
     """True if a and b have the same shape and the same elements (a Python bool)."""
-    x, y = _data(a), _data(b)
+    x, y = as_array(a), as_array(b)
     return x.shape == y.shape and bool(np.array_equal(x, y))
 
 
 def isnan(x):
-    return Tensor._make(np.isnan(_data(x)), False)
+    return Tensor._make(np.isnan(as_array(x)), False)
 
 
 def isinf(x):
-    return Tensor._make(np.isinf(_data(x)), False)
+    return Tensor._make(np.isinf(as_array(x)), False)
 
 
 def isfinite(x):
-    return Tensor._make(np.isfinite(_data(x)), False)
+    return Tensor._make(np.isfinite(as_array(x)), False)

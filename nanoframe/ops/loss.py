@@ -18,13 +18,10 @@ from nanoframe.autograd import Function, unbroadcast
 from nanoframe.errors import NanoframeError
 from nanoframe.ops import elementwise, reduce as reduce_ops, shape as shape_ops
 from nanoframe.parallel import parallel_for
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import Tensor, as_array
 
 _REDUCTIONS = ("mean", "sum", "none")
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def reduction_from_args(op, size_average, reduce, reduction):
@@ -65,7 +62,7 @@ def _check_input(op, x):
 def _check_weight(op, weight, c, dtype):
     if weight is None:
         return None
-    w = _data(weight)
+    w = as_array(weight)
     if w.ndim != 1 or w.shape[0] != c:
         raise NanoframeError(f"{op}: weight must have shape ({c},), one entry per class, got shape {w.shape}")
     if w.dtype.kind != "f":
@@ -260,7 +257,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     "none" returns per-target losses shaped like the class-id target (0 where ignored).
     """
     op = "cross_entropy"
-    x, t = _data(input), _data(target)
+    x, t = as_array(input), as_array(target)
     reduction = reduction_from_args(op, size_average, reduce, reduction)
     _check_input(op, x)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -317,7 +314,7 @@ class NLL(Function):
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """PyTorch's F.nll_loss on log-probabilities: input (N, C, d1, ...) / (C,), int target (N, d1, ...) / ()."""
     op = "nll_loss"
-    x, t = _data(input), _data(target)
+    x, t = as_array(input), as_array(target)
     reduction = reduction_from_args(op, size_average, reduce, reduction)
     _check_input(op, x)
     w = _check_weight(op, weight, x.shape[0] if x.ndim == 1 else x.shape[1], x.dtype)
@@ -407,7 +404,7 @@ class SmoothL1(Function):
 
 def _check_pair(op, input, target):
     """Float input; target broadcastable (torch warns when the sizes differ); target cast to the input dtype."""
-    x, t = _data(input), _data(target)
+    x, t = as_array(input), as_array(target)
     if x.dtype.kind != "f":
         raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
     try:
@@ -426,10 +423,10 @@ def _check_pair(op, input, target):
 def _weighted(op, loss, input, weight, reduction):
     """torch's weighted mse/l1: elementwise loss * weight; "mean" divides by sum(weight). Composed
     from Tensor ops, so weight gets a gradient too when it requires one."""
-    w = _data(weight)
-    if w.shape != _data(input).shape:
-        raise NanoframeError(f"{op}: weight shape {w.shape} must equal input shape {_data(input).shape}")
-    loss = loss * (weight if isinstance(weight, Tensor) else w.astype(_data(input).dtype))
+    w = as_array(weight)
+    if w.shape != as_array(input).shape:
+        raise NanoframeError(f"{op}: weight shape {w.shape} must equal input shape {as_array(input).shape}")
+    loss = loss * (weight if isinstance(weight, Tensor) else w.astype(as_array(input).dtype))
     if reduction == "none":
         return loss
     total = reduce_ops.sum(loss)
@@ -505,7 +502,7 @@ class BCE(Function):
 
 
 def _check_binary(op, input, target, weight):
-    x, t = _data(input), _data(target)
+    x, t = as_array(input), as_array(target)
     if x.dtype.kind != "f":
         raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype} with shape {x.shape}")
     if t.shape != x.shape:
@@ -517,7 +514,7 @@ def _check_binary(op, input, target, weight):
             target = t.astype(x.dtype)
     w = None
     if weight is not None:
-        w = _data(weight).astype(x.dtype, copy=False)
+        w = as_array(weight).astype(x.dtype, copy=False)
         try:
             fits = np.broadcast_shapes(w.shape, x.shape) == x.shape
         except ValueError:
@@ -532,7 +529,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     op = "binary_cross_entropy"
     reduction = reduction_from_args(op, size_average, reduce, reduction)
     target, w = _check_binary(op, input, target, weight)
-    x = _data(input)
+    x = as_array(input)
     if not ((x >= 0) & (x <= 1)).all():
         bad = x[~((x >= 0) & (x <= 1))].flat[0]
         raise NanoframeError(f"{op}: all elements of input should be between 0 and 1, got {bad}")
@@ -605,8 +602,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     target, w = _check_binary(op, input, target, weight)
     pw = None
     if pos_weight is not None:
-        x = _data(input)
-        pw = _data(pos_weight).astype(x.dtype, copy=False)
+        x = as_array(input)
+        pw = as_array(pos_weight).astype(x.dtype, copy=False)
         try:
             fits = np.broadcast_shapes(pw.shape, x.shape) == x.shape
         except ValueError:

@@ -3,11 +3,8 @@ import numpy as np
 
 from nanoframe.autograd import Function
 from nanoframe.parallel import parallel_for
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _check_norm_args(op, x, normalized_shape, weight, bias=None):
@@ -24,7 +21,7 @@ def _check_norm_args(op, x, normalized_shape, weight, bias=None):
         )
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None:
-            pd = _data(p)
+            pd = as_array(p)
             if pd.shape != normalized_shape:
                 raise ValueError(f"{op}: {name} shape {pd.shape} does not match normalized_shape {normalized_shape}")
             if pd.dtype != x.dtype:
@@ -35,7 +32,7 @@ def _check_norm_args(op, x, normalized_shape, weight, bias=None):
 LN_BLOCK_ELEMS = 131072  # elements per block, at most: fewer, larger numpy calls
 
 
-class LayerNorm(Function):
+class LayerNormOp(Function):
     """x (..., *normalized_shape) viewed as (N, C) rows, C = prod(normalized_shape).
 
     y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps) (biased variance).
@@ -142,11 +139,11 @@ def _block_rows(n, c):
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """PyTorch's F.layer_norm: normalise over the trailing dims given by normalized_shape."""
-    shape = _check_norm_args("layer_norm", _data(x), normalized_shape, weight, bias)
-    return LayerNorm.apply(x, weight, bias, normalized_shape=shape, eps=float(eps))
+    shape = _check_norm_args("layer_norm", as_array(x), normalized_shape, weight, bias)
+    return LayerNormOp.apply(x, weight, bias, normalized_shape=shape, eps=float(eps))
 
 
-class RMSNorm(Function):
+class RMSNormOp(Function):
     """x (..., *normalized_shape) viewed as (N, C): y = x * rstd * w, rstd = 1 / sqrt(mean_c(x^2) + eps).
 
     Saves x, w and rstd (N, 1).
@@ -192,7 +189,7 @@ class RMSNorm(Function):
 
 def rms_norm(x, normalized_shape, weight=None, eps=None):
     """PyTorch's F.rms_norm: eps=None means torch.finfo(x.dtype).eps."""
-    xd = _data(x)
+    xd = as_array(x)
     shape = _check_norm_args("rms_norm", xd, normalized_shape, weight)
     eps = float(np.finfo(xd.dtype).eps) if eps is None else float(eps)
-    return RMSNorm.apply(x, weight, normalized_shape=shape, eps=eps)
+    return RMSNormOp.apply(x, weight, normalized_shape=shape, eps=eps)

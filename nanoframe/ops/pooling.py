@@ -12,11 +12,8 @@ import numpy as np
 from nanoframe.autograd import Function
 from nanoframe.errors import NanoframeError
 from nanoframe.ops import shape as shape_ops
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import Tensor, as_array
 
-
-def _data(a):
-    return a.array if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _tuple(v, n, name, op):
@@ -162,7 +159,7 @@ def _max_pool(op, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     padding, dilation = _tuple(padding, nd, "padding", op), _tuple(dilation, nd, "dilation", op)
     if nd == 1:
         kernel, stride, padding, dilation = (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation
-    out_hw = _check_pool(op, _data(x4), kernel, stride, padding, dilation, ceil_mode)
+    out_hw = _check_pool(op, as_array(x4), kernel, stride, padding, dilation, ceil_mode)
     indices = [] if return_indices else None
     out = MaxPool2dFunction.apply(x4, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
                                   out_hw=out_hw, indices_out=indices)
@@ -174,7 +171,7 @@ def _max_pool(op, input, kernel_size, stride, padding, dilation, ceil_mode, retu
 def _as_4d(op, input, nd):
     """input as (N, C, H, W) (a batch of 1 for unbatched input, H = 1 for the 1-D ops) and the
     function that reshapes a (N, C, Ho, Wo) result back to the input's own layout."""
-    x = _data(input)
+    x = as_array(input)
     if x.ndim not in (nd + 1, nd + 2):
         dims = "(N, C, H, W) or (C, H, W)" if nd == 2 else "(N, C, L) or (C, L)"
         raise NanoframeError(f"{op}: expected a {nd + 1}-D or {nd + 2}-D input {dims}, got shape {x.shape}")
@@ -251,7 +248,7 @@ def _avg_pool(op, input, kernel_size, stride, padding, ceil_mode, count_include_
     padding = _tuple(padding, nd, "padding", op)
     if nd == 1:
         kernel, stride, padding = (1,) + kernel, (1,) + stride, (0,) + padding
-    x = _data(x4)
+    x = as_array(x4)
     out_hw = _check_pool(op, x, kernel, stride, padding, (1, 1), ceil_mode)
     if divisor_override is not None:
         if int(divisor_override) == 0:
@@ -293,7 +290,7 @@ def adaptive_avg_pool2d(input, output_size):
     """PyTorch's F.adaptive_avg_pool2d: output_size an int or (Ho, Wo); None keeps that input size."""
     op = "adaptive_avg_pool2d"
     x4, restore = _as_4d(op, input, 2)
-    x = _data(x4)
+    x = as_array(x4)
     if x.dtype.kind != "f":
         raise NanoframeError(f"{op}: input must be a float array, got dtype {x.dtype}")
     sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)

@@ -55,14 +55,14 @@ def _expand_back(gy, axes, keepdim):
 
 class Sum(Function):
     @staticmethod
-    def forward(ctx, x, axes, keepdim):
+    def forward(ctx, x, *, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         return np.sum(x, axis=axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, gy):
         gy = _expand_back(gy, ctx.axes, ctx.keepdim)
-        return np.broadcast_to(gy, ctx.shape), None, None
+        return np.broadcast_to(gy, ctx.shape)
 
 
 def _with_dtype(x, dtype):
@@ -82,12 +82,12 @@ def _float_only(op, x):
 
 def sum(x, dim=None, keepdim=False, *, dtype=None, **kw):
     axes, keepdim = _args("sum", x.ndim, dim, keepdim, kw)
-    return Sum.apply(_with_dtype(x, dtype), axes, keepdim)
+    return Sum.apply(_with_dtype(x, dtype), axes=axes, keepdim=keepdim)
 
 
 class Mean(Function):
     @staticmethod
-    def forward(ctx, x, axes, keepdim):
+    def forward(ctx, x, *, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.n = int(np.prod([x.shape[a] for a in axes]))
         return np.mean(x, axis=axes, keepdims=keepdim)
@@ -95,7 +95,7 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, gy):
         gy = _expand_back(gy, ctx.axes, ctx.keepdim) / ctx.n
-        return np.broadcast_to(gy, ctx.shape), None, None
+        return np.broadcast_to(gy, ctx.shape)
 
 
 def mean(x, dim=None, keepdim=False, *, dtype=None, **kw):
@@ -103,14 +103,14 @@ def mean(x, dim=None, keepdim=False, *, dtype=None, **kw):
     if dtype is not None:
         x = cast(x, to_numpy(dtype))
     _float_only("mean", x)
-    return Mean.apply(x, axes, keepdim)
+    return Mean.apply(x, axes=axes, keepdim=keepdim)
 
 
 class AMax(Function):
     """max over axes; the gradient is shared evenly among tied maxima (PyTorch's amax rule)."""
 
     @staticmethod
-    def forward(ctx, x, axes, keepdim, largest=True):
+    def forward(ctx, x, *, axes, keepdim, largest=True):
         y = (np.max if largest else np.min)(x, axis=axes, keepdims=True)
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
@@ -122,14 +122,14 @@ class AMax(Function):
         hit = x == y
         count = np.sum(hit, axis=ctx.axes, keepdims=True)
         gy = _expand_back(gy, ctx.axes, ctx.keepdim)
-        return gy * hit / count.astype(gy.dtype), None, None, None
+        return gy * hit / count.astype(gy.dtype)
 
 
 class MaxDim(Function):
     """max along one dim with indices; the gradient goes to the returned index only."""
 
     @staticmethod
-    def forward(ctx, x, axis, keepdim, largest=True):
+    def forward(ctx, x, *, axis, keepdim, largest=True):
         idx = (np.argmax if largest else np.argmin)(x, axis=axis)
         idx = np.expand_dims(idx, axis)
         ctx.shape, ctx.axis, ctx.keepdim, ctx.idx = x.shape, axis, keepdim, idx
@@ -141,7 +141,7 @@ class MaxDim(Function):
         gx = np.zeros(ctx.shape, dtype=gy.dtype)
         gy = gy if ctx.keepdim else np.expand_dims(gy, ctx.axis)
         np.put_along_axis(gx, ctx.idx, gy, axis=ctx.axis)
-        return gx, None, None, None
+        return gx
 
 
 def max(x, dim=None, keepdim=False, **kw):
@@ -167,9 +167,9 @@ def _reduce_extreme(x, dim, keepdim, kw, largest):
     dim = kw.get("axis", dim)
     axes, keepdim = _args(op, x.ndim, dim, keepdim, kw)
     if dim is None or not isinstance(dim, (int, np.integer)) or x.ndim == 0:
-        return AMax.apply(x, axes, keepdim, largest)
+        return AMax.apply(x, axes=axes, keepdim=keepdim, largest=largest)
     axis = axes[0]
-    values = MaxDim.apply(x, axis, keepdim, largest)
+    values = MaxDim.apply(x, axis=axis, keepdim=keepdim, largest=largest)
     idx = (np.argmax if largest else np.argmin)(x.array, axis=axis)
     indices = Tensor._make(np.expand_dims(idx, axis) if keepdim else idx, False)
     return values_indices(values, indices)
@@ -177,19 +177,19 @@ def _reduce_extreme(x, dim, keepdim, kw, largest):
 
 def amax(x, dim=None, keepdim=False, **kw):
     axes, keepdim = _args("amax", x.ndim, dim, keepdim, kw)
-    return AMax.apply(x, axes, keepdim, True)
+    return AMax.apply(x, axes=axes, keepdim=keepdim, largest=True)
 
 
 def amin(x, dim=None, keepdim=False, **kw):
     axes, keepdim = _args("amin", x.ndim, dim, keepdim, kw)
-    return AMax.apply(x, axes, keepdim, False)
+    return AMax.apply(x, axes=axes, keepdim=keepdim, largest=False)
 
 
 class Var(Function):
     """Variance with Bessel's correction (`correction=1`, PyTorch's default)."""
 
     @staticmethod
-    def forward(ctx, x, axes, keepdim, correction):
+    def forward(ctx, x, *, axes, keepdim, correction):
         mu = np.mean(x, axis=axes, keepdims=True)
         xc = x - mu
         n = int(np.prod([x.shape[a] for a in axes]))
@@ -202,7 +202,7 @@ class Var(Function):
     def backward(ctx, gy):
         (xc,) = ctx.saved_tensors
         gy = _expand_back(gy, ctx.axes, ctx.keepdim)
-        return gy * (2.0 / ctx.denom) * xc, None, None, None  # d/dx sum((x-mu)^2) = 2(x-mu)
+        return gy * (2.0 / ctx.denom) * xc  # d/dx sum((x-mu)^2) = 2(x-mu)
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
@@ -216,7 +216,7 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
         raise TypeError("var(): pass either unbiased or correction, not both")
     if correction is None:
         correction = 0 if unbiased is False else 1
-    return Var.apply(x, axes, keepdim, correction)
+    return Var.apply(x, axes=axes, keepdim=keepdim, correction=correction)
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
@@ -229,7 +229,7 @@ class Prod(Function):
     from exclusive cumulative products from both sides, so zeros need no division."""
 
     @staticmethod
-    def forward(ctx, x, axis, keepdim):
+    def forward(ctx, x, *, axis, keepdim):
         ctx.save_for_backward(x)
         ctx.axis, ctx.keepdim = axis, keepdim
         return np.prod(x, axis=axis, keepdims=keepdim)
@@ -239,13 +239,13 @@ class Prod(Function):
         (x,) = ctx.saved_tensors
         axis, n = ctx.axis, x.shape[ctx.axis]
         if n == 0:
-            return np.zeros_like(x), None, None
+            return np.zeros_like(x)
         one = np.ones_like(np.take(x, [0], axis=axis))
         left = np.concatenate([one, np.cumprod(np.take(x, range(n - 1), axis=axis), axis=axis)], axis=axis)
         rest = np.flip(np.take(x, range(1, n), axis=axis), axis)
         right = np.concatenate([np.flip(np.cumprod(rest, axis=axis), axis), one], axis=axis)
         gy = gy if ctx.keepdim else np.expand_dims(gy, axis)
-        return gy * left * right, None, None  # left[i] = prod(x[:i]), right[i] = prod(x[i+1:])
+        return gy * left * right  # left[i] = prod(x[:i]), right[i] = prod(x[i+1:])
 
 
 def prod(x, dim=None, keepdim=False, *, dtype=None):
@@ -255,16 +255,16 @@ def prod(x, dim=None, keepdim=False, *, dtype=None):
         raise TypeError(f"prod(): argument 'dim' must be int, not {type(dim).__name__}")
     axes = normalize_dims(dim, x.ndim, "prod")
     if dim is None or x.ndim == 0:
-        y = Prod.apply(x.reshape(-1), 0, False)
+        y = Prod.apply(x.reshape(-1), axis=0, keepdim=False)
         return y.reshape((1,) * x.ndim) if keepdim and dim is not None else y
-    return Prod.apply(x, axes[0], keepdim)
+    return Prod.apply(x, axis=axes[0], keepdim=keepdim)
 
 
 class LogSumExp(Function):
     """y = m + log(sum(exp(x - m))) with m the max (0 where the max is infinite); dy/dx = exp(x - y)."""
 
     @staticmethod
-    def forward(ctx, x, axes, keepdim):
+    def forward(ctx, x, *, axes, keepdim):
         m = np.max(x, axis=axes, keepdims=True) if x.size else np.zeros((1,) * x.ndim, x.dtype)
         m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
         with np.errstate(divide="ignore"):
@@ -277,13 +277,13 @@ class LogSumExp(Function):
     def backward(ctx, gy):
         x, y = ctx.saved_tensors
         with np.errstate(invalid="ignore"):
-            return _expand_back(gy, ctx.axes, ctx.keepdim) * np.exp(x - y), None, None
+            return _expand_back(gy, ctx.axes, ctx.keepdim) * np.exp(x - y)
 
 
 def logsumexp(x, dim, keepdim=False):
     """log(sum(exp(x))) over dim, computed without overflow (torch requires dim)."""
     x = _floating(x)
-    return LogSumExp.apply(x, normalize_dims(dim, x.ndim, "logsumexp"), bool(keepdim))
+    return LogSumExp.apply(x, axes=normalize_dims(dim, x.ndim, "logsumexp"), keepdim=bool(keepdim))
 
 
 class Norm(Function):
@@ -291,7 +291,7 @@ class Norm(Function):
     nonzeros. Gradient as torch: 0 where the norm is 0; ties of an inf-norm share it evenly."""
 
     @staticmethod
-    def forward(ctx, x, p, axes, keepdim):
+    def forward(ctx, x, *, p, axes, keepdim):
         a = np.abs(x)
         if p == math.inf or p == -math.inf:
             y = (np.max if p > 0 else np.min)(a, axis=axes, keepdims=True)
@@ -313,19 +313,19 @@ class Norm(Function):
         p = ctx.p
         gy = _expand_back(gy, ctx.axes, ctx.keepdim)
         if p == 0:
-            return np.zeros_like(x), None, None, None
+            return np.zeros_like(x)
         if p == 1:
-            return gy * np.sign(x), None, None, None
+            return gy * np.sign(x)
         if p == math.inf or p == -math.inf:
             hit = np.abs(x) == y
             share = hit / np.sum(hit, axis=ctx.axes, keepdims=True)
-            return gy * np.sign(x) * share.astype(x.dtype), None, None, None
+            return gy * np.sign(x) * share.astype(x.dtype)
         safe = np.where(y == 0, 1, y)
         if p == 2:
             g = x / safe                                  # d||x||/dx = x / ||x||
         else:
             g = np.sign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
-        return gy * np.where(y == 0, 0, g), None, None, None
+        return gy * np.where(y == 0, 0, g)
 
 
 def norm(x, p="fro", dim=None, keepdim=False, *, dtype=None):
@@ -337,7 +337,7 @@ def norm(x, p="fro", dim=None, keepdim=False, *, dtype=None):
         p = 2
     if isinstance(p, str) or not isinstance(p, (int, float)):
         raise ValueError(f"norm: p must be 'fro' or a number, got {p!r} (nuclear norms are not supported)")
-    return Norm.apply(x, float(p), normalize_dims(dim, x.ndim, "norm"), bool(keepdim))
+    return Norm.apply(x, p=float(p), axes=normalize_dims(dim, x.ndim, "norm"), keepdim=bool(keepdim))
 
 
 def all(x, dim=None, keepdim=False):

@@ -12,13 +12,13 @@ def _reverse_cumsum(a, axis):
 
 class CumSum(Function):
     @staticmethod
-    def forward(ctx, x, axis):
+    def forward(ctx, x, *, axis):
         ctx.axis = axis
         return np.cumsum(x, axis=axis)
 
     @staticmethod
     def backward(ctx, gy):
-        return _reverse_cumsum(gy, ctx.axis), None  # x[i] feeds every y[j], j >= i
+        return _reverse_cumsum(gy, ctx.axis)  # x[i] feeds every y[j], j >= i
 
 
 class CumProd(Function):
@@ -29,7 +29,7 @@ class CumProd(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, axis):
+    def forward(ctx, x, *, axis):
         y = np.cumprod(x, axis=axis)
         ctx.save_for_backward(x, y)
         ctx.axis = axis
@@ -40,14 +40,14 @@ class CumProd(Function):
         x, y = ctx.saved_tensors
         axis = ctx.axis
         if np.all(x != 0):
-            return _reverse_cumsum(gy * y, axis) / x, None
+            return _reverse_cumsum(gy * y, axis) / x
         xs, gs = np.moveaxis(x, axis, 0), np.moveaxis(gy, axis, 0)
         s = np.empty_like(gs)
         s[-1] = gs[-1]
         for k in range(len(xs) - 2, -1, -1):
             s[k] = gs[k] + xs[k + 1] * s[k + 1]
         before = np.concatenate([np.ones_like(xs[:1]), np.cumprod(xs[:-1], axis=0)], axis=0)  # prod(x[:k])
-        return np.moveaxis(before * s, 0, axis), None
+        return np.moveaxis(before * s, 0, axis)
 
 
 def _axis(op, x, dim):
@@ -62,10 +62,10 @@ def _axis(op, x, dim):
 def cumsum(x, dim, *, dtype=None):
     x = _with_dtype(x, dtype)
     axis = _axis("cumsum", x, dim)
-    return CumSum.apply(x.reshape(1), 0).reshape(()) if axis is None else CumSum.apply(x, axis)
+    return CumSum.apply(x.reshape(1), axis=0).reshape(()) if axis is None else CumSum.apply(x, axis=axis)
 
 
 def cumprod(x, dim, *, dtype=None):
     x = _with_dtype(x, dtype)
     axis = _axis("cumprod", x, dim)
-    return CumProd.apply(x.reshape(1), 0).reshape(()) if axis is None else CumProd.apply(x, axis)
+    return CumProd.apply(x.reshape(1), axis=0).reshape(()) if axis is None else CumProd.apply(x, axis=axis)

@@ -33,7 +33,7 @@ class Reshape(Function):
     view = True
 
     @staticmethod
-    def forward(ctx, x, shape):
+    def forward(ctx, x, *, shape):
         ctx.shape = x.shape
         try:
             return x.reshape(shape)
@@ -43,12 +43,12 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return gy.reshape(ctx.shape), None
+        return gy.reshape(ctx.shape)
 
 
 def reshape(x, *shape):
     """x with a new shape (one dim may be -1); a view when the memory layout allows, else a copy."""
-    return Reshape.apply(x, _shape_arg(shape))
+    return Reshape.apply(x, shape=_shape_arg(shape))
 
 
 def view(x, *shape):
@@ -63,7 +63,7 @@ def view(x, *shape):
                            "instead.") from None
     except ValueError:
         pass  # a size mismatch: Reshape reports it
-    return Reshape.apply(x, shape)
+    return Reshape.apply(x, shape=shape)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -81,13 +81,13 @@ class Permute(Function):
     view = True
 
     @staticmethod
-    def forward(ctx, x, dims):
+    def forward(ctx, x, *, dims):
         ctx.inverse = tuple(np.argsort(dims))
         return np.transpose(x, dims)
 
     @staticmethod
     def backward(ctx, gy):
-        return np.transpose(gy, ctx.inverse), None
+        return np.transpose(gy, ctx.inverse)
 
 
 def permute(x, *dims):
@@ -96,7 +96,7 @@ def permute(x, *dims):
         raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of shape {x.shape}")
     axes = tuple(d % x.ndim for d in dims)
     normalize_dims(dims, x.ndim, "permute")  # range and repeat checks
-    return Permute.apply(x, axes)
+    return Permute.apply(x, dims=axes)
 
 
 def transpose(x, dim0, dim1):
@@ -104,7 +104,7 @@ def transpose(x, dim0, dim1):
     a, b = (normalize_dims(d, x.ndim, "transpose")[0] for d in (dim0, dim1))
     dims = list(range(x.ndim))
     dims[a], dims[b] = dims[b], dims[a]
-    return Permute.apply(x, tuple(dims))
+    return Permute.apply(x, dims=tuple(dims))
 
 
 swapaxes = transpose
@@ -114,7 +114,7 @@ class Expand(Function):
     view = True
 
     @staticmethod
-    def forward(ctx, x, shape):
+    def forward(ctx, x, *, shape):
         ctx.shape = x.shape
         try:
             return np.broadcast_to(x, shape)
@@ -123,7 +123,7 @@ class Expand(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return unbroadcast(gy, ctx.shape), None
+        return unbroadcast(gy, ctx.shape)
 
 
 def expand(x, *shape):
@@ -133,11 +133,11 @@ def expand(x, *shape):
     for i in range(x.ndim):
         if shape[lead + i] == -1:
             shape[lead + i] = x.shape[i]
-    return Expand.apply(x, tuple(shape))
+    return Expand.apply(x, shape=tuple(shape))
 
 
 def broadcast_to(x, shape):
-    return Expand.apply(x, tuple(shape))
+    return Expand.apply(x, shape=tuple(shape))
 
 
 def squeeze(x, dim=None):
@@ -191,7 +191,7 @@ class GetItem(Function):
     view = True
 
     @staticmethod
-    def forward(ctx, x, index, advanced, raw_index):
+    def forward(ctx, x, *, index, advanced, raw_index):
         ctx.shape, ctx.dtype, ctx.index, ctx.advanced = x.shape, x.dtype, index, advanced
         if not advanced and not any(i is Ellipsis for i in raw_index):
             raw_index = raw_index + (Ellipsis,)  # x[0] of a vector: a 0-d view, not a NumPy scalar copy
@@ -204,12 +204,12 @@ class GetItem(Function):
             np.add.at(gx, ctx.index, gy)  # repeated indices add up
         else:
             gx[ctx.index] = gy
-        return gx, None, None, None
+        return gx
 
 
 def getitem(x, index):
     index, advanced, raw = _normalize_index(index)
-    return GetItem.apply(x, index, advanced, raw)
+    return GetItem.apply(x, index=index, advanced=advanced, raw_index=raw)
 
 
 class Cat(Function):

@@ -86,7 +86,7 @@ class LogBase(Function):
     """log(x) / log(base) for log2 / log10; d/dx = 1 / (x log(base))."""
 
     @staticmethod
-    def forward(ctx, x, base):
+    def forward(ctx, x, *, base):
         ctx.save_for_backward(x)
         ctx.ln_base = math.log(base)
         return np.log2(x) if base == 2 else np.log10(x)
@@ -94,15 +94,15 @@ class LogBase(Function):
     @staticmethod
     def backward(ctx, gy):
         (x,) = ctx.saved_tensors
-        return gy / (x * ctx.ln_base), None
+        return gy / (x * ctx.ln_base)
 
 
 def log2(x):
-    return LogBase.apply(_floating(x), 2)
+    return LogBase.apply(_floating(x), base=2)
 
 
 def log10(x):
-    return LogBase.apply(_floating(x), 10)
+    return LogBase.apply(_floating(x), base=10)
 
 
 class Square(Function):

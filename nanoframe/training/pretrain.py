@@ -7,7 +7,6 @@
 good checkpoint, bit-identically, wherever the run folder has been moved.
 """
 import sys
-from pathlib import Path
 
 from nanoframe import data as D
 from nanoframe.tokenizer.loading import DEFAULT_VOCAB_SIZE

@@ -413,6 +413,8 @@ def build_parser():
 
 
 def main(argv=None):
+    from nanoframe.runtime import tune_malloc
+    tune_malloc()   # opt-in malloc tuning: a nanoframe command owns its process (nanoframe.runtime)
     from nanoframe.data import DataError
     from nanoframe.training.checkpoint import CheckpointError
     from nanoframe.training.trainer import TrainingError

@@ -169,6 +169,8 @@ class Trainer:
 
     def train(self):
         """Run to max_iters (or early stop / max_time); returns a summary dict."""
+        from nanoframe.runtime import tune_malloc
+        tune_malloc()   # opt-in malloc tuning: training reuses the same memory every step (nanoframe.runtime)
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.model.train()

@@ -99,10 +99,10 @@ _num_threads = 1
 _workers = []                # _num_threads - 1 of them, started on first use
 _region = threading.Lock()   # one parallel region at a time; a nested or concurrent call runs serially
 
-# Work is counted in elementwise units: one float32 element through one ufunc, which costs about
-# as much as GEMM_UNIT multiply-adds of a one-thread BLAS GEMM. A chunk with less work than
+# Work is counted in elementwise units: one float32 element through one ufunc, and GEMM_UNIT
+# multiply-adds of a one-thread BLAS GEMM (a rough exchange rate). A chunk with less work than
 # MIN_PARALLEL_SIZE is not worth a thread hand-off, and a sleeping worker starts on its chunk
-# about WAKE_UNITS late (both measured by benchmarks/bench_threads.py --handoff).
+# about WAKE_UNITS late. benchmarks/bench_threads.py --handoff measures all three on a machine.
 MIN_PARALLEL_SIZE = 1 << 14
 GEMM_UNIT = 64
 WAKE_UNITS = 20000

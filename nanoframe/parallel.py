@@ -15,7 +15,7 @@ The thread contract (tests/core/test_runtime.py checks each point):
 - A parallel region (the body of one fused op) sets the process's BLAS thread count to 1 and, when
   it ends, back to the count it found. Outside regions nanoframe leaves the count alone, except
   in set_num_threads. Why a one-thread BLAS: after a multi-threaded call, OpenBLAS's idle workers
-  spin on the cores that the region's chunks need (benchmarks/RESULTS.md, "Threads").
+  spin on the cores that the region's chunks need (benchmarks/RESULTS.md, "Threads and the BLAS").
 - The count is process-wide, so another Python thread's NumPy calls during a region also run a
   one-thread BLAS (same results; a large GEMM there is slower). Change the count (threadpoolctl,
   set_num_threads) only while no nanoframe op runs in another thread: a region ending afterwards

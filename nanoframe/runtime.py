@@ -74,7 +74,10 @@ class BlasThreads:
     """The thread count of the OpenBLAS NumPy uses, through OpenBLAS's own C functions.
 
     The count is process-wide (OpenBLAS's pthreads build has one worker pool per process): a
-    set(n) from any Python thread applies to every thread's next BLAS call.
+    set(n) from any Python thread applies to every thread's next BLAS call. threadpoolctl only
+    finds the library: its threadpool_limits inspects every loaded library on each use, far too
+    slow for once per op (benchmarks/bench_threads.py --handoff), and recent versions let only
+    one Python thread change OpenBLAS's count.
     """
 
     def __init__(self, path, set_fn, get_fn):

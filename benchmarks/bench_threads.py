@@ -233,7 +233,7 @@ def main():
     if args.handoff:
         print("| quantity | us (or as named) |\n|---|---:|")
         for label, value in handoff():
-            print(f"| {label} | {value:.2f} |")
+            print(f"| {label} | {value:.3g} |")
         print()
     if args.spin:
         after = spin()

@@ -41,8 +41,8 @@ _local = threading.local()    # .in_region: this thread is running a chunk of a 
 
 
 class _Worker:
-    """A daemon thread that runs one chunk at a time. The hand-over is two plain locks, several
-    times cheaper than a round trip through concurrent.futures (Future, queue, condition):
+    """A daemon thread that runs one chunk at a time. The hand-over is two plain locks, cheaper
+    than a round trip through concurrent.futures (Future, queue, condition):
     benchmarks/bench_threads.py --handoff."""
 
     def __init__(self):

@@ -79,7 +79,8 @@ IMPORT_SPY = """
     # the standard library registers its own hooks (random, ...): count only nanoframe's
     spy(os, "register_at_fork", lambda **hooks: ", ".join(
         f.__module__ for f in hooks.values() if f.__module__.startswith("nanoframe")))
-    real_open = spy(builtins, "open", lambda file, *args, **kwargs: str(file))   # e.g. /proc/self/maps
+    real_open = spy(builtins, "open",                # what would read /proc/self/maps
+                    lambda file, *args, **kwargs: str(file) if str(file).startswith("/proc") else None)
     real_cdll_init = ctypes.CDLL.__init__            # what dlopens a library, or libc for mallopt
     def cdll_init(self, name, *args, **kwargs):
         calls.append(f"CDLL({name})")

@@ -82,13 +82,7 @@ class BlasThreads:
 
     def __init__(self, path, set_fn, get_fn):
         self.path = path
-        self._set, self._get = set_fn, get_fn
-
-    def get(self):
-        return self._get()
-
-    def set(self, n):
-        self._set(n)
+        self.set, self.get = set_fn, get_fn        # set(n), get(): the C functions, called directly
 
     def __repr__(self):
         return f"BlasThreads({self.path!r}, threads={self.get()})"

@@ -180,9 +180,9 @@ def find_blas():
       installs): nanoframe sets its count. Pool on; default threads = OpenBLAS's own count (so
       OPENBLAS_NUM_THREADS / OMP_NUM_THREADS apply), capped by the usable cores.
     - OpenBLAS built sequential: no BLAS threads to fight over. Pool on, default = the cores.
-    - Accelerate (NumPy's wheels on Apple-silicon macOS 14+): its threads cannot be limited from
-      inside a process, and they do not spin while idle. Pool on, default = the cores, or
-      VECLIB_MAXIMUM_THREADS if set.
+    - Accelerate (NumPy's wheels on macOS 14+): its threads cannot be limited from inside a
+      process; they run on the system's thread pool rather than as spinning workers (assumed:
+      no Mac was measured). Pool on, default = the cores, or VECLIB_MAXIMUM_THREADS if set.
     - Anything else (OpenBLAS that cannot be reached, e.g. on macOS or Windows without
       threadpoolctl; OpenBLAS built with OpenMP; MKL; BLIS): its worker threads would fight the
       pool's chunks, which measured slower than no pool at all (benchmarks/bench_threads.py, mode

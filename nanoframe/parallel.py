@@ -25,9 +25,9 @@ The thread contract (tests/core/test_runtime.py checks each point):
 - set_num_threads(n) sets nanoframe's threads and the BLAS count to n (torch.set_num_threads).
   To turn the threads off: set_num_threads(1), or OPENBLAS_NUM_THREADS=1 (or OMP_NUM_THREADS=1)
   before Python starts. The ops then run serially and never touch the BLAS count.
-- Where nanoframe cannot set the BLAS count, nanoframe.runtime.find_blas decides: Accelerate (no
-  spinning workers) keeps the pool and is never touched; an unreachable BLAS keeps the ops serial
-  and says so once in a RuntimeWarning.
+- Where nanoframe cannot set the BLAS count, nanoframe.runtime.find_blas decides: Accelerate keeps
+  the pool and is never touched; any other BLAS out of reach keeps the ops serial and says so once
+  in a RuntimeWarning.
 
     nanoframe.get_num_threads()      # default: the BLAS thread count, capped by the usable cores and 8
     nanoframe.set_num_threads(1)     # serial ops and a one-thread BLAS (like torch.set_num_threads)

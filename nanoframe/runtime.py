@@ -176,7 +176,7 @@ def _positive_int_env(name):
 def find_blas():
     """Look up NumPy's BLAS now and decide what nanoframe's thread pool may do with it.
 
-    - OpenBLAS with pthreads (NumPy's wheels on Linux, Windows and Intel macOS; most conda
+    - OpenBLAS with pthreads (NumPy's wheels on Linux, Windows and macOS before 14; most conda
       installs): nanoframe sets its count. Pool on; default threads = OpenBLAS's own count (so
       OPENBLAS_NUM_THREADS / OMP_NUM_THREADS apply), capped by the usable cores.
     - OpenBLAS built sequential: no BLAS threads to fight over. Pool on, default = the cores.
@@ -185,8 +185,8 @@ def find_blas():
       no Mac was measured). Pool on, default = the cores, or VECLIB_MAXIMUM_THREADS if set.
     - Anything else (OpenBLAS that cannot be reached, e.g. on macOS or Windows without
       threadpoolctl; OpenBLAS built with OpenMP; MKL; BLIS): its worker threads would fight the
-      pool's chunks, which measured slower than no pool at all (benchmarks/bench_threads.py, mode
-      "uncontrolled"), so the ops stay serial and `note` says why.
+      pool's chunks, which for OpenBLAS measured slower than no pool at all (strategy
+      "uncontrolled" in benchmarks/bench_threads.py), so the ops stay serial and `note` says why.
     """
     name = _numpy_blas_name()
     cores = min(usable_cores(), DEFAULT_MAX_THREADS)

@@ -77,6 +77,7 @@ def run_nanoframe(L, nh, C, T, B, V, steps, warmup):
     from nanoframe.models import GPT, GPTConfig
     from nanoframe.nn.utils import clip_grad_norm_
 
+    nanoframe.runtime.tune_malloc()   # as `nanoframe train` and Trainer.train() do (opt-in since import is inert)
     nanoframe.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=nh, n_embd=C, dropout=0.0))
     opt = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99))

@@ -21,41 +21,11 @@ unchanged (as a constant), runs `forward`, and records a graph node when grad mo
 input requires grad. Backward functions must never write into `gy` or any saved array in place:
 gradients may be shared between several inputs.
 """
-import ctypes
 import functools
-import os
-import sys
 
 import numpy as np
 
 _grad_enabled = True
-
-
-def _tune_malloc():
-    """Keep freed array memory in the process instead of returning it to the OS after every op.
-
-    A training step allocates and frees the same few hundred MB of activations and gradients
-    every step. With glibc's defaults, arrays above a (dynamic) mmap threshold are mapped fresh
-    and returned on free, and the heap top is trimmed once 2x that threshold is free, so nearly
-    every large array is re-faulted page by page on its first write. Measured on a 2-core EPYC
-    VM: ~50k page faults per step of the "small" GPT (200 MB), 25% of the "tiny" GPT's step
-    time. Raising M_MMAP_THRESHOLD to 32 MiB (glibc's maximum) and M_TRIM_THRESHOLD to 1 GiB
-    lets malloc reuse that memory: no page faults after the first step. glibc only (Linux);
-    set NANOFRAME_MALLOC_TUNING=0 before importing nanoframe to keep the allocator's defaults.
-    Returns True if the settings were applied.
-    """
-    if os.environ.get("NANOFRAME_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt        # absent (AttributeError) outside glibc-like libcs
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    m_trim_threshold, m_mmap_threshold = -1, -3     # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, 32 << 20) and mallopt(m_trim_threshold, 1 << 30))
-
-
-MALLOC_TUNED = _tune_malloc()
 
 
 def is_grad_enabled():

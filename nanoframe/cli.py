@@ -432,6 +432,9 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 
 def main(argv=None):
+    from nanoframe.runtime import tune_malloc
+
+    tune_malloc()   # opt-in malloc tuning: a nanoframe command owns its process (nanoframe.runtime)
     format_before, warnings.formatwarning = warnings.formatwarning, _one_line_warnings
     args = None
     try:

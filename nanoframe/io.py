@@ -39,8 +39,8 @@ import io
 import json
 import math
 import os
+import secrets
 import struct
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -90,10 +90,10 @@ def dtype_code(dtype):
 MAX_HEADER_SIZE = 100_000_000
 _METADATA_KEY = "__metadata__"
 
-# Files created by tempfile are 0600; give final files the usual 0666 & ~umask.
-# (os.umask can only be read by setting it, so do it once at import.)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+# The temp file is created with mode 0o666 and the kernel applies the umask, so
+# the final file gets the usual 0o666 & ~umask without nanoframe reading (which
+# means setting) the process's umask. O_BINARY: no newline translation (Windows).
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 # --------------------------------------------------------------------------
@@ -109,7 +109,8 @@ def atomic_open(path, mode="wb", encoding="utf-8"):
     ``with`` block exits normally the data is flushed, fsync'ed and the temp
     file is renamed onto ``path`` with ``os.replace`` (atomic on POSIX and
     Windows). If the block raises, the temp file is deleted and any previous
-    file at ``path`` is left untouched.
+    file at ``path`` is left untouched. The file gets mode ``0o666 & ~umask``,
+    as with ``open``.
 
     ``mode`` must be ``"wb"`` (binary) or ``"w"`` (text, using ``encoding``).
     """
@@ -117,26 +118,29 @@ def atomic_open(path, mode="wb", encoding="utf-8"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.NamedTemporaryFile(
-        mode=mode,
-        encoding=None if "b" in mode else encoding,
-        dir=directory,
-        prefix="." + os.path.basename(path) + ".",
-        suffix=".tmp",
-        delete=False,
-    )
+    tmp_name, fd = _create_temp(directory, "." + os.path.basename(path) + ".", ".tmp")
     try:
-        with tmp as f:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp.name, 0o666 & ~_UMASK)
-        os.replace(tmp.name, path)
+        os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
+            os.unlink(tmp_name)
         raise
     _fsync_directory(directory)
+
+
+def _create_temp(directory, prefix, suffix):
+    """(path, fd) of a new file in directory, opened for writing with mode 0o666 & ~umask."""
+    for _ in range(100):
+        name = os.path.join(directory, prefix + secrets.token_hex(6) + suffix)
+        try:
+            return name, os.open(name, _TEMP_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"atomic_open: no free temporary name in {directory}")
 
 
 def _fsync_directory(directory):

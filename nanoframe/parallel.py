@@ -5,62 +5,45 @@ batched matmul over many small matrices (attention's (B, nh) stack) calls a mult
 once per matrix, where thread start-up dominates. PyTorch instead splits such ops over its
 intra-op threads, each running single-threaded kernels. `parallel_for` does the same with plain
 Python threads: NumPy releases the GIL inside ufuncs and BLAS calls, so the chunks really run
-side by side. While a parallel region runs, the BLAS is switched to one thread (so that the two
-levels of threading do not fight over the cores) and restored afterwards.
+side by side. Results do not depend on the thread count: each chunk does the same arithmetic on
+its own rows.
 
-The BLAS thread count is reached through the OpenBLAS shared library that NumPy loaded (found in
-/proc/self/maps: Linux only). Where it cannot be found, or the BLAS has one thread (e.g. under
-OPENBLAS_NUM_THREADS=1), every op runs serially, exactly as before. Results do not depend on the
-thread count: each chunk does the same arithmetic on its own rows.
+The thread contract (tests/core/test_runtime.py checks each point):
+
+- Importing nanoframe does nothing to threads. NumPy's BLAS is looked up (nanoframe.runtime) at
+  the first parallel region, or at the first get_num_threads / set_num_threads.
+- A parallel region (the body of one fused op) sets the process's BLAS thread count to 1 and, when
+  it ends, back to the count it found. Outside regions nanoframe leaves the count alone, except
+  in set_num_threads. Why a one-thread BLAS: after a multi-threaded call, OpenBLAS's idle workers
+  spin on the cores that the region's chunks need (benchmarks/RESULTS.md, "Threads and the BLAS").
+- The count is process-wide, so another Python thread's NumPy calls during a region also run a
+  one-thread BLAS (same results; a large GEMM there is slower). Change the count (threadpoolctl,
+  set_num_threads) only while no nanoframe op runs in another thread: a region ending afterwards
+  puts back the count it found.
+- One region at a time: an op whose region would start while another thread's region runs does
+  its whole work on its own thread, leaving the BLAS count to the running region.
+- set_num_threads(n) sets nanoframe's threads and the BLAS count to n (torch.set_num_threads).
+  To turn the threads off: set_num_threads(1), or OPENBLAS_NUM_THREADS=1 (or OMP_NUM_THREADS=1)
+  before Python starts. The ops then run serially and never touch the BLAS count.
+- Where nanoframe cannot set the BLAS count, nanoframe.runtime.find_blas decides: Accelerate keeps
+  the pool and is never touched; any other BLAS out of reach keeps the ops serial and says so once
+  in a RuntimeWarning.
 
     nanoframe.get_num_threads()      # default: the BLAS thread count, capped by the usable cores and 8
     nanoframe.set_num_threads(1)     # serial ops and a one-thread BLAS (like torch.set_num_threads)
 """
-import ctypes
-import os
 import threading
 import warnings
 
-
-def _find_openblas():
-    """(set_num_threads, get_num_threads) ctypes functions of NumPy's OpenBLAS, or None."""
-    try:
-        import numpy  # noqa: F401  (loads the BLAS library into the process)
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return None
-    for path in sorted(paths, key=lambda p: ("numpy" not in p, p)):   # NumPy's own copy first
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""),
-                               ("openblas", "64_"), ("openblas", "")):
-            try:
-                set_n = getattr(lib, f"{prefix}_set_num_threads{suffix}")
-                get_n = getattr(lib, f"{prefix}_get_num_threads{suffix}")
-            except AttributeError:
-                continue
-            set_n.argtypes, set_n.restype = (ctypes.c_int,), None
-            get_n.argtypes, get_n.restype = (), ctypes.c_int
-            return set_n, get_n
-    return None
-
-
-def _usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
+from nanoframe import runtime
 
 _local = threading.local()    # .in_region: this thread is running a chunk of a parallel region
 
 
 class _Worker:
-    """A daemon thread that runs one chunk at a time. The hand-over is two plain locks: a round
-    trip costs ~13 us here against ~36 us through concurrent.futures (Future, queue, condition)."""
+    """A daemon thread that runs one chunk at a time. The hand-over is two plain locks, cheaper
+    than a round trip through concurrent.futures (Future, queue, condition):
+    benchmarks/bench_threads.py --handoff."""
 
     def __init__(self):
         self._go, self._done = threading.Lock(), threading.Lock()
@@ -108,23 +91,40 @@ class _Worker:
         self._go.release()
 
 
-_blas = _find_openblas()
-# Default cap: the Python threads contend for the GIL between NumPy calls, so returns shrink with
-# every thread added (only 2 cores were measured here); set_num_threads(n) goes past it.
-DEFAULT_MAX_THREADS = 8
-_num_threads = 1 if _blas is None else max(1, min(_blas[1](), _usable_cores(), DEFAULT_MAX_THREADS))
+# Set by _start(), at the first region or get/set_num_threads (never at import):
+_started = False
+_start_lock = threading.Lock()
+_blas = None                 # runtime.BlasThreads when nanoframe sets the BLAS count, else None
+_num_threads = 1
 _workers = []                # _num_threads - 1 of them, started on first use
 _region = threading.Lock()   # one parallel region at a time; a nested or concurrent call runs serially
 
-# Work is counted in elementwise units: one float32 element through one ufunc (~1 ns), which is
-# about GEMM_UNIT multiply-adds of a one-thread BLAS GEMM. A chunk with less work than
-# MIN_PARALLEL_SIZE (~15 us) is not worth a thread hand-off (~15-40 us on a 2-core VM).
+# Work is counted in elementwise units: one float32 element through one ufunc, and GEMM_UNIT
+# multiply-adds of a one-thread BLAS GEMM (a rough exchange rate). A chunk with less work than
+# MIN_PARALLEL_SIZE is not worth a thread hand-off, and a sleeping worker starts on its chunk
+# about WAKE_UNITS late. benchmarks/bench_threads.py --handoff measures all three on a machine.
 MIN_PARALLEL_SIZE = 1 << 14
 GEMM_UNIT = 64
-WAKE_UNITS = 20000  # ~20 us: how late a sleeping worker starts on a chunk (measured 15-40 us)
+WAKE_UNITS = 20000
 
 
 _blas_outside = None         # the BLAS thread count to restore when the current region ends
+
+
+def _start(quiet=False):
+    """Look up NumPy's BLAS (nanoframe.runtime.blas_info) and take its default thread count; warn
+    once, unless quiet, when the ops must stay serial on a machine with several cores."""
+    global _started, _blas, _num_threads
+    with _start_lock:
+        if _started:
+            return
+        info = runtime.blas_info()
+        _blas, _num_threads = info.control, (info.default_threads if info.pool else 1)
+        runtime.at_fork_in_child(_forget_workers)
+        _started = True
+    if not info.pool and not quiet and runtime.usable_cores() > 1:
+        warnings.warn(f"nanoframe: {info.note} (nanoframe.set_num_threads(1) silences this)",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _forget_workers():
@@ -132,24 +132,23 @@ def _forget_workers():
     fork happened inside a region, put the BLAS thread count back, since no one else will)."""
     global _workers, _region
     if _region.locked() and _blas is not None and _blas_outside is not None:
-        _blas[0](_blas_outside)
+        _blas.set(_blas_outside)
     _workers, _region = [], threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def get_num_threads():
     """Threads the fused ops use (1 = serial)."""
+    if not _started:
+        _start()
     return _num_threads
 
 
 def set_num_threads(n):
     """Use n threads in the fused ops and in the BLAS (PyTorch's torch.set_num_threads).
 
-    Without a BLAS nanoframe can control (non-Linux, or not OpenBLAS) the ops stay serial: a
-    warning says so and the BLAS keeps its own setting (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS...).
+    Where nanoframe cannot run its pool (see nanoframe.runtime.find_blas) the ops stay serial: a
+    warning says why and the BLAS keeps its own setting. Where it runs the pool but cannot set
+    the BLAS count (Accelerate), n sets the pool only.
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -157,13 +156,16 @@ def set_num_threads(n):
     if getattr(_local, "in_region", False):
         raise RuntimeError("set_num_threads: cannot be called from inside a parallel region "
                            "(from a function run by nanoframe.parallel.parallel_for)")
-    if _blas is None:
+    if not _started:
+        _start(quiet=True)
+    info = runtime.blas_info()
+    if not info.pool:
         if n != 1:
-            warnings.warn("set_num_threads: nanoframe cannot control this NumPy's BLAS (OpenBLAS "
-                          f"not found), so its ops stay serial; ignoring n={n}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"set_num_threads: {info.note}; ignoring n={n}", RuntimeWarning, stacklevel=2)
         return
     with _region:
-        _blas[0](n)
+        if _blas is not None:
+            _blas.set(n)
         _num_threads = n
         while len(_workers) > n - 1:
             _workers.pop().stop()
@@ -176,17 +178,20 @@ def parallel_for(fn, n, work_per_item=1):
     returns the results in chunk order. Uses only as many threads as give every chunk at least
     MIN_PARALLEL_SIZE of work (n * work_per_item in all). With too little work for two chunks,
     fn(0, n) runs on the calling thread, still with a one-thread BLAS: a small multi-threaded BLAS
-    call gains little and leaves OpenBLAS's workers spinning for ~0.1 s on the cores that the next
-    op's chunks need. Inside another parallel region, or with threads off, fn(0, n) just runs.
+    call gains little and leaves OpenBLAS's workers spinning on the cores that the next op's
+    chunks need. Inside another parallel region, or with threads off, fn(0, n) just runs.
     fn must write only to its own rows (or return its results) and must not draw random numbers.
     """
     global _blas_outside
+    if not _started:
+        _start()
     if _num_threads <= 1 or not _region.acquire(blocking=False):
         return [fn(0, n)]
     try:
         k = min(_num_threads, n, n * work_per_item // max(1, MIN_PARALLEL_SIZE))   # chunks >= MIN_PARALLEL_SIZE
-        _blas_outside = _blas[1]()
-        _blas[0](1)
+        if _blas is not None:
+            _blas_outside = _blas.get()
+            _blas.set(1)
         _local.in_region = True
         try:
             if k <= 1:
@@ -215,7 +220,8 @@ def parallel_for(fn, n, work_per_item=1):
                     raise interrupt
         finally:
             _local.in_region = False
-            _blas[0](_blas_outside)
+            if _blas is not None:
+                _blas.set(_blas_outside)
         for ok, value in outcomes:
             if not ok:
                 raise value

@@ -212,6 +212,9 @@ class Trainer:
 
     def train(self):
         """Run to max_iters (or early stop / max_time); returns a summary dict."""
+        from nanoframe.runtime import tune_malloc
+
+        tune_malloc()   # opt-in malloc tuning: training reuses the same memory every step (nanoframe.runtime)
         self._acquire()
         try:
             self._start_run()

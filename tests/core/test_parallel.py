@@ -10,18 +10,20 @@ import pytest
 import nanoframe
 import nanoframe.functional as F
 import nanoframe.parallel as par
+from nanoframe import runtime
 from nanoframe.nn.utils import clip_grad_norm_
 from nanoframe.optim import AdamW
 from nanoframe.testing import gradcheck
 
-needs_blas = pytest.mark.skipif(par._blas is None, reason="nanoframe cannot control this NumPy's BLAS threads")
+needs_blas = pytest.mark.skipif(runtime.blas_info().control is None,
+                                reason="nanoframe cannot set this NumPy's BLAS threads")
 
 
 @pytest.fixture
 def threads():
     """Yields a setter for the thread count; restores the count (and the BLAS's) afterwards."""
     before = nanoframe.get_num_threads()
-    blas_before = par._blas[1]() if par._blas is not None else None
+    blas_before = par._blas.get() if par._blas is not None else None
     yield nanoframe.set_num_threads
     if par._blas is not None:
         nanoframe.set_num_threads(blas_before)
@@ -60,9 +62,9 @@ def test_chunks_cover_the_range_in_order(threads, always_parallel, n):
 @needs_blas
 def test_blas_runs_single_threaded_inside_and_is_restored(threads, always_parallel):
     threads(2)
-    inside = par.parallel_for(lambda a, b: par._blas[1](), 4)
+    inside = par.parallel_for(lambda a, b: par._blas.get(), 4)
     assert inside == [1, 1]
-    assert par._blas[1]() == 2
+    assert par._blas.get() == 2
 
 
 def test_small_work_runs_serially_on_the_caller():
@@ -74,8 +76,8 @@ def test_small_work_runs_serially_on_the_caller():
 @needs_blas
 def test_small_work_still_runs_with_a_one_thread_blas(threads):
     threads(2)
-    assert par.parallel_for(lambda a, b: par._blas[1](), 10) == [1]   # no spinning BLAS workers after
-    assert par._blas[1]() == 2
+    assert par.parallel_for(lambda a, b: par._blas.get(), 10) == [1]   # no spinning BLAS workers after
+    assert par._blas.get() == 2
 
 
 def test_zero_items_call_fn_once_with_an_empty_range():
@@ -104,7 +106,7 @@ def test_error_in_a_chunk_propagates_and_state_is_restored(threads, always_paral
 
     with pytest.raises(ValueError, match="failed"):
         par.parallel_for(fn, 4)
-    assert par._blas[1]() == 2
+    assert par._blas.get() == 2
     assert par.parallel_for(lambda a, b: (a, b), 4) == [(0, 2), (2, 4)]   # the region is free again
 
 
@@ -117,9 +119,9 @@ def test_set_num_threads_rejects_bad_values(bad):
 @needs_blas
 def test_set_num_threads_sets_the_blas_too(threads):
     threads(1)
-    assert nanoframe.get_num_threads() == 1 and par._blas[1]() == 1
+    assert nanoframe.get_num_threads() == 1 and par._blas.get() == 1
     threads(2)
-    assert nanoframe.get_num_threads() == 2 and par._blas[1]() == 2
+    assert nanoframe.get_num_threads() == 2 and par._blas.get() == 2
 
 
 # ---- the threaded ops: same numbers on 1 and 2 threads, and correct gradients through the threads ----
@@ -272,10 +274,13 @@ def test_linear_backward_with_zero_rows(threads):
     assert x.grad_array.shape == (0, 4)
 
 
-def test_without_a_controllable_blas_set_num_threads_warns_and_stays_serial(monkeypatch):
+def test_without_a_usable_blas_set_num_threads_warns_and_stays_serial(monkeypatch):
+    nanoframe.get_num_threads()                        # started: the fakes below are what it uses
+    serial = runtime.BlasInfo("mkl", None, False, 1, "NumPy's BLAS is 'mkl', whose threads nanoframe cannot set")
+    monkeypatch.setattr(runtime, "_blas_info", serial)
     monkeypatch.setattr(par, "_blas", None)
     monkeypatch.setattr(par, "_num_threads", 1)
-    with pytest.warns(RuntimeWarning, match="OpenBLAS not found"):
+    with pytest.warns(RuntimeWarning, match="'mkl', whose threads nanoframe cannot set; ignoring n=2"):
         nanoframe.set_num_threads(2)
     assert nanoframe.get_num_threads() == 1
     seen, fn = _record()

@@ -75,6 +75,31 @@ class _GradMode:
         return wrapper
 
 
+_arrays_in_layers = False
+
+
+class array_inference:
+    """Inside `with array_inference():` the layers (Linear, LayerNorm, GELU, Dropout, LoRALinear)
+    called on a plain ndarray run their op's kernel on it and return an ndarray: no Tensor, no
+    graph, no dropout. Cached decoding runs the model's own forward this way (models/generate.py).
+    Outside it, a layer given an ndarray wraps it in a Tensor as always."""
+
+    def __enter__(self):
+        global _arrays_in_layers
+        self._prev, _arrays_in_layers = _arrays_in_layers, True
+        return self
+
+    def __exit__(self, *exc):
+        global _arrays_in_layers
+        _arrays_in_layers = self._prev
+        return False
+
+
+def arrays_in_layers(x):
+    """True when a layer should run its kernel on x: x is an ndarray inside array_inference()."""
+    return _arrays_in_layers and type(x) is np.ndarray
+
+
 class no_grad(_GradMode):
     """`with nanoframe.no_grad():` (or `@nanoframe.no_grad()`) records no graph."""
 

@@ -228,3 +228,27 @@ def parallel_for(fn, n, work_per_item=1):
         return [first] + [value for _, value in outcomes]
     finally:
         _region.release()
+
+
+def parallel(n, work_per_item=1):
+    """parallel_for as a decorator that runs at once: one line above the math, the way llm.c writes
+    `#pragma omp parallel for` above a loop.
+
+        @parallel(B, work_per_item=T * C)
+        def _(b0, b1):                    # rows [b0, b1) of this chunk
+            np.multiply(x[b0:b1], w, out=y[b0:b1])
+    """
+    def run(fn):
+        parallel_for(fn, n, work_per_item)
+
+    return run
+
+
+def parallel_blocks(n, block, work_per_elem=1):
+    """@parallel for elementwise chains over n elements in cache-sized blocks: the body gets
+    element ranges [i, j) made of whole blocks (of `block` elements; the last one may be short)."""
+    def run(fn):
+        parallel_for(lambda k0, k1: fn(k0 * block, min(k1 * block, n)), -(-n // block),
+                     work_per_item=block * work_per_elem)
+
+    return run

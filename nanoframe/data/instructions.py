@@ -18,8 +18,8 @@ import numpy as np
 from nanoframe.data.source import BatchSource
 from nanoframe.errors import DataError
 from nanoframe.io import load_safetensors, save_safetensors
+from nanoframe.ops.loss import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 MAX_LINE_BYTES = 16 << 20   # one record; a longer line is refused instead of read into memory
 PACKED_FILE = "instructions.safetensors"
 

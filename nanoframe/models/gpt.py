@@ -1,16 +1,16 @@
 """GPT: a GPT-2 style decoder-only transformer, after karpathy/nanoGPT's model.py.
 
-Classes in dependency order: GPTConfig, CausalSelfAttention, MLP, Block, KVCache, GPT.
+Classes in dependency order: GPTConfig, CausalSelfAttention, MLP, Block, GPT.
 Parameter names follow GPT-2 checkpoints (transformer.wte.weight, transformer.h.0.attn.c_attn.weight,
 ..., lm_head.weight), so Hugging Face GPT-2 weights map key by key (their Conv1D weights are stored
 (in, out) and need a transpose).
 
 Shape letters: B batch, T time, C channels (n_embd), V vocab, nh heads, hs head size (C // nh).
 
-Generation (`GPT.generate` / `GPT.stream`) runs under no_grad in eval mode and, by default, with a
-key/value cache (`KVCache`): each new token costs one position instead of a full forward. The
-cached path reproduces the uncached one exactly (same crop-to-block_size context, same positions,
-same sampling code and random draws), see `GPT.stream`.
+The model is written once. Training calls it on Tensors (every op records its graph); cached
+decoding (models/generate.py) calls the same forward with a KV cache on plain ndarrays: a layer
+called on an ndarray runs the kernel of its own op (the same math, no graph, no dropout), so a
+token costs ~70 NumPy calls and nothing else.
 """
 import dataclasses
 import math
@@ -20,10 +20,11 @@ import numpy as np
 
 import nanoframe.functional as F
 from nanoframe import nn
-from nanoframe.autograd import no_grad
+from nanoframe.autograd import array_inference
 from nanoframe.errors import ConfigError, bounded
-from nanoframe.schema import MAX_VOCAB, check, option
-from nanoframe.random import default_generator
+from nanoframe.ops.attention import cached_causal_attention
+from nanoframe.ops.loss import IGNORE_INDEX
+from nanoframe.schema import MAX_VOCAB, option
 from nanoframe.tensor import Tensor
 
 
@@ -107,55 +108,8 @@ def parameter_shapes(config):
     return shapes
 
 
-# ---- inference kernels ---------------------------------------------------------------------------
-# The cached generation path runs on plain ndarrays: per token it is ~70 small ops, and skipping
-# Tensor/graph/module overhead took batch-1 decoding from 260 to 310 tokens/s (bench_generate.py).
-_SQRT_2_PI = math.sqrt(2.0 / math.pi)
-
-
-def _ln_np(x, ln):
-    """layer_norm of an ndarray with a LayerNorm module's weight/bias (inference only)."""
-    xc = x - x.mean(axis=-1, keepdims=True)
-    var = np.einsum("...c,...c->...", xc, xc)[..., None]
-    var *= 1.0 / x.shape[-1]
-    var += ln.eps
-    xc *= 1.0 / np.sqrt(var)
-    if ln.weight is not None:
-        xc *= ln.weight.array
-    if ln.bias is not None:
-        xc += ln.bias.array
-    return xc
-
-
-def _linear_np(x, lin):
-    """x (..., in) @ W^T + b on ndarrays: one GEMM, or an einsum GEMV for a single position
-    (einsum streams W about twice as fast as OpenBLAS's one-thread gemv here)."""
-    if type(lin) is not nn.Linear:                # e.g. a LoRALinear: let the module compute it
-        with no_grad():
-            return lin(Tensor(x)).array
-    x2 = x.reshape(-1, x.shape[-1])
-    w = lin.weight.array
-    y = np.einsum("oi,i->o", w, x2[0])[None, :] if x2.shape[0] == 1 else x2 @ w.T
-    if lin.bias is not None:
-        y += lin.bias.array
-    return y.reshape(*x.shape[:-1], y.shape[-1])
-
-
-def _gelu_tanh_np(x):
-    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place on an ndarray the caller owns."""
-    u = x * x
-    u *= 0.044715 * _SQRT_2_PI
-    u += _SQRT_2_PI
-    u *= x
-    np.tanh(u, out=u)
-    u += 1.0
-    u *= 0.5
-    x *= u
-    return x
-
-
 class CausalSelfAttention(nn.Module):
-    """Multi-head masked self-attention, all heads batched in one (B, nh, T, hs) attention call."""
+    """Multi-head masked self-attention, all heads in one fused op on the packed qkv projection."""
 
     def __init__(self, config):
         super().__init__()
@@ -167,37 +121,17 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(C, C, bias=config.bias)      # output projection (a residual projection)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
+        """x (B, T, C) -> (B, T, C). With cache = (k_cache, v_cache, t0) (decoding on ndarrays),
+        the new keys and values are written at positions t0.. and attention sees the earlier ones."""
         qkv = self.c_attn(x)                                 # (B, T, 3C): q, k, v side by side
-        # causal softmax(q k^T / sqrt(hs)) v over all heads in one fused op: it splits and merges
-        # the heads itself and returns a single (B, T, 3C) gradient
-        y = F.causal_self_attention(qkv, self.n_head, dropout_p=self.dropout if self.training else 0.0)
+        if cache is None:
+            # causal softmax(q k^T / sqrt(hs)) v over all heads in one fused op: it splits and merges
+            # the heads itself and returns a single (B, T, 3C) gradient
+            y = F.causal_self_attention(qkv, self.n_head, dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = cached_causal_attention(qkv, *cache, self.n_head)
         return self.resid_dropout(self.c_proj(y))            # (B, T, C)
-
-    def forward_cached(self, x, k_cache, v_cache, t0):
-        """Inference-only attention for new positions t0 .. t0+Tn-1 given cached keys/values.
-
-        x: (B, Tn, C) ndarray. k_cache, v_cache: preallocated (B, nh, block_size, hs) arrays whose
-        first t0 positions hold earlier keys/values; this call writes positions t0 .. t0+Tn-1.
-        Returns a (B, Tn, C) ndarray.
-        """
-        B, Tn, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
-        t1 = t0 + Tn
-        qkv = _linear_np(x, self.c_attn).reshape(B, Tn, 3, nh, hs)
-        q = qkv[:, :, 0].transpose(0, 2, 1, 3)                     # (B, nh, Tn, hs) views
-        k_cache[:, :, t0:t1] = qkv[:, :, 1].transpose(0, 2, 1, 3)
-        v_cache[:, :, t0:t1] = qkv[:, :, 2].transpose(0, 2, 1, 3)
-        att = q @ k_cache[:, :, :t1].swapaxes(-1, -2)               # (B, nh, Tn, t1)
-        att *= 1.0 / math.sqrt(hs)
-        if Tn > 1:  # query at absolute position t0+i sees keys 0 .. t0+i
-            att[..., t0:] += np.triu(np.full((Tn, Tn), -np.inf, dtype=att.dtype), k=1)
-        att -= att.max(axis=-1, keepdims=True)
-        np.exp(att, out=att)
-        att *= 1.0 / att.sum(axis=-1, keepdims=True)
-        y = np.empty((B, Tn, C), dtype=x.dtype)                     # heads written side by side
-        np.matmul(att, v_cache[:, :, :t1], out=y.reshape(B, Tn, nh, hs).transpose(0, 2, 1, 3))
-        return _linear_np(y, self.c_proj)                          # resid dropout is off in eval
 
 
 class MLP(nn.Module):
@@ -207,14 +141,12 @@ class MLP(nn.Module):
         super().__init__()
         C = config.n_embd
         self.c_fc = nn.Linear(C, 4 * C, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")             # GPT-2 uses the tanh approximation
         self.c_proj = nn.Linear(4 * C, C, bias=config.bias)  # a residual projection
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        x = self.c_fc(x)                       # (B, T, 4C)
-        x = F.gelu(x, approximate="tanh")      # GPT-2 uses the tanh approximation
-        x = self.c_proj(x)                     # (B, T, C)
-        return self.dropout(x)
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))   # (B, T, 4C) inside, (B, T, C) out
 
 
 class Block(nn.Module):
@@ -227,103 +159,17 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))        # (B, T, C)
-        x = x + self.mlp(self.ln_2(x))         # (B, T, C)
-        return x
-
-    def forward_cached(self, x, k_cache, v_cache, t0):
-        """Inference-only forward of new positions t0.. given this layer's cache, on ndarrays."""
-        x = x + self.attn.forward_cached(_ln_np(x, self.ln_1), k_cache, v_cache, t0)
-        h = _gelu_tanh_np(_linear_np(_ln_np(x, self.ln_2), self.mlp.c_fc))
-        x += _linear_np(h, self.mlp.c_proj)                        # x is owned here
-        return x
+    def forward(self, x, cache=None):
+        x = x + self.attn(self.ln_1(x), cache)   # (B, T, C)
+        return x + self.mlp(self.ln_2(x))        # (B, T, C)
 
 
-class KVCache:
-    """Per-layer keys and values for generation, preallocated to block_size positions.
-
-    k[l], v[l]: numpy arrays (B, nh, block_size, hs); the first `length` positions are filled and
-    hold the tokens idx[:, start : start + length] of the sequence being generated, at positions
-    0 .. length-1.
-    """
-
-    def __init__(self, config, batch_size, dtype=np.float32):
-        nh, hs = config.n_head, config.n_embd // config.n_head
-        shape = (batch_size, nh, config.block_size, hs)
-        self.k = [np.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [np.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
-        self.block_size = config.block_size
-        self.batch_size = batch_size
-        self.start = 0    # index in the full sequence of the token at cache position 0
-        self.length = 0   # number of filled positions
-
-    def reset(self, start=0):
-        """Forget every cached position (the arrays are reused, not reallocated)."""
-        self.start, self.length = start, 0
-
-
-def _as_ids(idx, name="idx"):
+def as_ids(idx, name="idx"):
     """An int64 numpy array from an int array, list or Tensor."""
     a = idx.array if isinstance(idx, Tensor) else np.asarray(idx)
     if a.dtype.kind not in "iu":
         raise ValueError(f"{name} must hold integer token ids, got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
-
-
-def _py_int(value):
-    """NumPy integers count as ints for the sampling options (floats and bools do not)."""
-    return int(value) if isinstance(value, np.integer) else value
-
-
-def _softmax64(logits):
-    """Row-wise softmax in float64 (-inf entries get probability 0)."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p
-
-
-def _filter_logits(logits, top_k=None, top_p=None):
-    """Set logits outside top-k / the top-p nucleus to -inf, as Hugging Face's warpers do.
-
-    logits: (B, V) float64, already divided by the temperature. top_k keeps every logit >= the
-    k-th largest (ties kept). top_p sorts ascending, removes the tokens whose cumulative
-    probability is <= 1 - top_p, and always keeps the most likely token.
-    """
-    V = logits.shape[-1]
-    if top_k is not None:
-        k = min(int(top_k), V)
-        kth = np.partition(logits, V - k, axis=-1)[:, V - k : V - k + 1]  # (B, 1): k-th largest
-        logits = np.where(logits < kth, -np.inf, logits)
-    if top_p is not None and top_p < 1.0:
-        order = np.argsort(logits, axis=-1, kind="stable")               # ascending
-        sorted_logits = np.take_along_axis(logits, order, axis=-1)
-        cum = np.cumsum(_softmax64(sorted_logits), axis=-1)
-        remove_sorted = cum <= (1.0 - top_p)
-        remove_sorted[:, -1] = False                                      # keep at least one token
-        remove = np.empty_like(remove_sorted)
-        np.put_along_axis(remove, order, remove_sorted, axis=-1)
-        logits = np.where(remove, -np.inf, logits)
-    return logits
-
-
-def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
-    """Next token ids (B,) int64 from last-position logits (B, V).
-
-    temperature == 0: argmax (greedy, no random draw). Otherwise logits / temperature, top-k, then
-    top-p filtering, softmax, and inverse-CDF sampling with exactly one uniform draw per row from
-    `rng` (a numpy Generator), so two callers with equal logits and generators draw equal tokens.
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    if temperature == 0:
-        return np.argmax(logits, axis=-1).astype(np.int64)
-    logits = _filter_logits(logits / temperature, top_k, top_p)
-    probs = _softmax64(logits)                                # (B, V)
-    cdf = np.cumsum(probs, axis=-1)                           # (B, V)
-    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]        # (B, 1) in [0, total)
-    # the first index whose cdf exceeds u; zero-probability tokens can never be picked
-    return np.minimum((cdf <= u).sum(axis=-1), logits.shape[-1] - 1).astype(np.int64)
 
 
 class GPT(nn.Module):
@@ -400,68 +246,57 @@ class GPT(nn.Module):
         return self.estimate_flops_per_token(seq_len) * tokens_per_sec / peak_flops
 
     # ---- forward ---------------------------------------------------------------------------------------
-    def forward(self, idx, targets=None, ignore_index=-100, last_only=False):
+    def forward(self, idx, targets=None, ignore_index=IGNORE_INDEX, last_only=False, cache=None):
         """idx: int ids (B, T) (array, list or Tensor), T <= block_size.
 
         Returns (logits, loss): logits (B, T, V) Tensor, or (B, 1, V) for the last position only with
         last_only=True (the inference shortcut; not allowed with targets). loss is the mean
         cross-entropy over all positions whose target != ignore_index (a scalar Tensor), or None
         without targets.
+
+        With cache (a models.generate.KVCache), the tokens are appended at the cache's positions
+        cache.length.. and the forward runs on ndarrays: logits come back as an ndarray, the cache
+        is updated, and there is no graph (cached decoding; see models/generate.py).
         """
-        ids = _as_ids(idx)
+        ids = as_ids(idx)
         if ids.ndim != 2:
             raise ValueError(f"GPT.forward: idx must be 2-D (B, T), got shape {ids.shape}")
         B, T = ids.shape
-        if T > self.config.block_size:
-            raise ValueError(
-                f"GPT.forward: cannot forward a sequence of length T={T}, "
-                f"block_size is only {self.config.block_size}"
-            )
+        t0 = 0 if cache is None else cache.length
+        if t0 + T > self.config.block_size:
+            raise ValueError(f"GPT.forward: cannot forward {t0} cached + T={T} new positions, "
+                             f"block_size is only {self.config.block_size}")
         if last_only and targets is not None:
             raise ValueError("GPT.forward: last_only=True cannot be combined with targets")
-        pos = np.arange(T, dtype=np.int64)                   # (T,)
-        tok_emb = self.transformer.wte(ids)                   # (B, T, C)
-        pos_emb = self.transformer.wpe(pos)                   # (T, C)
-        x = self.transformer.drop(tok_emb + pos_emb)          # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)                                      # (B, T, C)
-        x = self.transformer.ln_f(x)                          # (B, T, C)
-        if last_only:
-            x = x[:, -1:, :]                                  # (B, 1, C)
-        logits = self.lm_head(x)                              # (B, T, V)
+        if cache is not None and (targets is not None or B != cache.batch_size):
+            raise ValueError(f"GPT.forward: a cache of batch {cache.batch_size} decodes without targets; "
+                             f"got idx of batch {B}" + (" and targets" if targets is not None else ""))
+        pos = np.arange(t0, t0 + T, dtype=np.int64)          # (T,)
+        tr = self.transformer
+        if cache is None:
+            x = tr.drop(tr.wte(ids) + tr.wpe(pos))           # (B, T, C) Tensors
+            logits = self._layers(x, None, last_only)
+        else:
+            x = tr.wte.weight.array[ids] + tr.wpe.weight.array[pos]   # (B, T, C) ndarray: decoding
+            with array_inference():
+                logits = self._layers(x, cache, last_only)
+            cache.length = t0 + T
         loss = None
         if targets is not None:
-            tgt = _as_ids(targets, "targets")
+            tgt = as_ids(targets, "targets")
             if tgt.shape != (B, T):
                 raise ValueError(f"GPT.forward: targets shape {tgt.shape} must equal idx shape {(B, T)}")
-            loss = F.cross_entropy(logits.reshape(B * T, -1), tgt.reshape(-1), ignore_index=ignore_index)  # (B*T, V) rows
+            # cross_entropy takes torch's (N, C) layout: the (B*T, V) rows and their (B*T,) targets
+            loss = F.cross_entropy(logits.reshape(B * T, -1), tgt.reshape(B * T), ignore_index=ignore_index)
         return logits, loss
 
-    def forward_cached(self, idx, cache, last_only=False):
-        """Inference forward of new tokens idx (B, Tn) appended at cache positions
-        cache.length .. cache.length+Tn-1 (must fit in block_size); updates the cache.
-
-        Returns logits (B, Tn, V) as a numpy array, or (B, 1, V) for the last position only with
-        last_only=True. NumPy only (no Tensor, no graph): inference in eval mode, no dropout.
-        """
-        ids = _as_ids(idx)
-        B, Tn = ids.shape
-        t0 = cache.length
-        if t0 + Tn > self.config.block_size:
-            raise ValueError(
-                f"GPT.forward_cached: {t0} cached + {Tn} new positions exceed block_size {self.config.block_size}"
-            )
-        if B != cache.batch_size:
-            raise ValueError(f"GPT.forward_cached: idx batch {B} != cache batch {cache.batch_size}")
-        tr = self.transformer
-        x = tr.wte.weight.array[ids] + tr.wpe.weight.array[t0:t0 + Tn]   # (B, Tn, C)
-        for block, k, v in zip(tr.h, cache.k, cache.v):
-            x = block.forward_cached(x, k, v, t0)                      # (B, Tn, C)
+    def _layers(self, x, cache, last_only):
+        """The blocks, the final LayerNorm and the head: (B, T, C) -> logits (B, T or 1, V)."""
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, None if cache is None else cache.layer(i))   # (B, T, C)
         if last_only:
-            x = x[:, -1:]                                              # only the next token's logits
-        logits = _linear_np(_ln_np(x, tr.ln_f), self.lm_head)          # (B, Tn or 1, V)
-        cache.length = t0 + Tn
-        return logits
+            x = x[:, -1:, :]                                  # (B, 1, C): only the next token's logits
+        return self.lm_head(self.transformer.ln_f(x))         # (B, T, V)
 
     # ---- optimizer -----------------------------------------------------------------------------------------
     def configure_optimizer(self, weight_decay, lr, betas=(0.9, 0.95), eps=1e-8):
@@ -478,7 +313,7 @@ class GPT(nn.Module):
         ]
         return optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    # ---- generation -------------------------------------------------------------------------------------------
+    # ---- generation (models/generate.py) -----------------------------------------------------------------
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                  stop_tokens=None, seed=None, use_cache=True):
         """Sample max_new_tokens continuations of idx; returns the ids with the new ones appended.
@@ -487,13 +322,10 @@ class GPT(nn.Module):
         (B, T + n) (or (T + n,) for 1-D input), n <= max_new_tokens (fewer when every row stopped).
         Arguments as in `stream`.
         """
-        ids = _as_ids(idx)
-        one_d = ids.ndim == 1
-        rows = ids.reshape(1, -1) if one_d else ids
-        new = list(self.stream(rows, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                               stop_tokens=stop_tokens, seed=seed, use_cache=use_cache))
-        out = np.concatenate([rows] + [t[:, None] for t in new], axis=1) if new else rows.copy()
-        return out[0] if one_d else out
+        from nanoframe.models.generate import generate
+
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                        stop_tokens=stop_tokens, seed=seed, use_cache=use_cache)
 
     def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                stop_tokens=None, seed=None, use_cache=True):
@@ -515,59 +347,7 @@ class GPT(nn.Module):
         - Runs under no_grad in eval mode; the previous train/eval mode is restored when the stream
           ends (or is closed).
         """
-        ids = _as_ids(idx)
-        if ids.ndim == 1:
-            ids = ids.reshape(1, -1)
-        if ids.ndim != 2 or ids.shape[1] == 0:
-            raise ValueError(f"stream/generate: idx must be (B, T) with T >= 1, got shape {ids.shape}")
-        max_new_tokens = check(_py_int(max_new_tokens), "generate: max_new_tokens", int, low=0)
-        temperature = check(temperature, "generate: temperature", float, low=0.0)
-        top_k = check(_py_int(top_k), "generate: top_k", int, low=1, none_ok=True)
-        top_p = check(top_p, "generate: top_p", float, low=0.0, high=1.0, none_ok=True)
-        if top_p == 0.0:
-            raise ConfigError("generate: top_p must be in (0, 1], got 0.0")
-        V = self.config.vocab_size
-        if ids.size and (ids.min() < 0 or ids.max() >= V):
-            raise ValueError(f"stream/generate: token ids must be in [0, {V}), got min {ids.min()}, max {ids.max()}")
-        if stop_tokens is None:
-            stops = np.zeros(0, dtype=np.int64)
-        else:
-            stops = np.atleast_1d(np.asarray(stop_tokens, dtype=np.int64))
-        return self._stream(ids.copy(), max_new_tokens, temperature, top_k, top_p, stops, seed, use_cache)
+        from nanoframe.models.generate import stream
 
-    def _stream(self, ids, max_new_tokens, temperature, top_k, top_p, stops, seed, use_cache):
-        rng = np.random.default_rng(seed) if seed is not None else default_generator()
-        bs = self.config.block_size
-        B = ids.shape[0]
-        was_training = self.training
-        self.eval()
-        try:
-            cache = KVCache(self.config, B, dtype=self.lm_head.weight.dtype) if use_cache else None
-            done = np.zeros(B, dtype=bool)
-            fill = np.zeros(B, dtype=np.int64)   # the stop token a finished row repeats
-            for _ in range(max_new_tokens):
-                L = ids.shape[1]
-                w0 = max(0, L - bs)              # the context is ids[:, w0:L]
-                if cache is None:
-                    with no_grad():
-                        logits, _ = self.forward(ids[:, w0:], last_only=True)
-                    logits = logits.array[:, -1, :]                               # (B, V)
-                elif cache.start == w0 and cache.length == L - w0 - 1:
-                    logits = self.forward_cached(ids[:, L - 1:], cache, last_only=True)[:, -1, :]  # one new position
-                else:                            # first step, or the window slid: (re)build the cache
-                    cache.reset(start=w0)
-                    logits = self.forward_cached(ids[:, w0:], cache, last_only=True)[:, -1, :]
-                if not np.isfinite(logits).all():
-                    raise ValueError("generate: the model produced NaN or inf logits (are its weights finite?)")
-                tok = sample_next(logits, temperature, top_k, top_p, rng)        # (B,)
-                tok = np.where(done, fill, tok)
-                if stops.size:
-                    hit = ~done & np.isin(tok, stops)
-                    fill = np.where(hit, tok, fill)
-                    done |= hit
-                ids = np.concatenate([ids, tok[:, None]], axis=1)
-                yield tok
-                if stops.size and done.all():
-                    return
-        finally:
-            self.train(was_training)
+        return stream(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                      stop_tokens=stop_tokens, seed=seed, use_cache=use_cache)

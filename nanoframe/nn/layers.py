@@ -2,6 +2,10 @@
 
 Initialisation follows PyTorch's defaults, so a model built here starts from the same
 distributions as its torch twin (the values differ: nanoframe has its own generator).
+
+Inside `nanoframe.autograd.array_inference()`, Linear, LayerNorm, GELU and Dropout called on a
+plain ndarray run the kernel of their op on it (the same math as the op's forward, no graph, no
+dropout) and return an ndarray: cached decoding runs the model's own forward this way.
 """
 import math
 import warnings
@@ -10,7 +14,11 @@ import numpy as np
 
 from nanoframe import functional as F
 from nanoframe.nn import init
+from nanoframe.autograd import arrays_in_layers
 from nanoframe.nn.module import Module, Parameter
+from nanoframe.ops.activation import gelu_forward
+from nanoframe.ops.linear import linear_forward
+from nanoframe.ops.norm import layer_norm_forward
 from nanoframe.tensor import Tensor
 
 
@@ -57,6 +65,8 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
+        if arrays_in_layers(x):                        # array inference: the op's kernel
+            return linear_forward(x, self.weight.array, None if self.bias is None else self.bias.array)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -113,6 +123,10 @@ class LayerNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, x):
+        if arrays_in_layers(x):                        # array inference: the op's kernel
+            return layer_norm_forward(x, None if self.weight is None else self.weight.array,
+                                      None if self.bias is None else self.bias.array,
+                                      self.normalized_shape, self.eps)[0]
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -156,6 +170,8 @@ class Dropout(Module):
         self.p = float(p)
 
     def forward(self, x):
+        if arrays_in_layers(x):                        # array inference: no dropout
+            return x
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self):
@@ -172,6 +188,8 @@ class GELU(Module):
         self.approximate = approximate
 
     def forward(self, x):
+        if arrays_in_layers(x):                        # array inference: the op's kernel
+            return gelu_forward(x, self.approximate, with_grad=False)[0]
         return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self):

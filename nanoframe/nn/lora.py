@@ -22,7 +22,9 @@ from nanoframe.autograd import no_grad
 from nanoframe.errors import ConfigError, bounded
 from nanoframe.nn.init import kaiming_uniform_
 from nanoframe.nn.layers import Dropout, Identity, Linear
+from nanoframe.autograd import arrays_in_layers
 from nanoframe.nn.module import Module, Parameter
+from nanoframe.ops.linear import linear_forward
 from nanoframe.schema import check
 
 # GPT's Linear layers: attention's qkv and output projections and the MLP's first layer.
@@ -56,6 +58,10 @@ class LoRALinear(Module):
         self.lora_dropout = Dropout(dropout) if dropout > 0 else Identity()
 
     def forward(self, x):
+        if arrays_in_layers(x):                        # array inference (no dropout): the kernels
+            y = linear_forward(x, self.weight.array, None if self.bias is None else self.bias.array)
+            h = linear_forward(linear_forward(x, self.lora_A.array), self.lora_B.array)
+            return y + h * np.asarray(self.scaling, dtype=y.dtype)
         y = F.linear(x, self.weight, self.bias)                                   # (..., out)
         h = F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)    # (..., r) -> (..., out)
         return y + h * self.scaling

@@ -5,6 +5,7 @@ state dict (when given) and follows `Module.to(dtype)`. The deprecated size_aver
 arguments are accepted and mapped to `reduction` with torch's warning.
 """
 from nanoframe import functional as F
+from nanoframe.ops.loss import IGNORE_INDEX
 from nanoframe.nn.module import Module
 from nanoframe.ops.loss import reduction_from_args
 
@@ -24,7 +25,7 @@ class _WeightedLoss(_Loss):
 class CrossEntropyLoss(_WeightedLoss):
     """F.cross_entropy: input (N, C, d1, ...) logits, target class ids (N, d1, ...) or probabilities."""
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+    def __init__(self, weight=None, size_average=None, ignore_index=IGNORE_INDEX, reduce=None, reduction="mean",
                  label_smoothing=0.0):
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
@@ -37,7 +38,7 @@ class CrossEntropyLoss(_WeightedLoss):
 class NLLLoss(_WeightedLoss):
     """F.nll_loss: input (N, C, d1, ...) log-probabilities, target class ids (N, d1, ...)."""
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    def __init__(self, weight=None, size_average=None, ignore_index=IGNORE_INDEX, reduce=None, reduction="mean"):
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from nanoframe.ops.shape import cat
-from nanoframe.parallel import parallel_for
+from nanoframe.parallel import parallel
 from nanoframe.tensor import Tensor
 
 
@@ -37,12 +37,11 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     elif norm_type == 2.0:
         squares = np.empty(len(arrays))                 # float64 sum of squares per array
 
-        def sum_squares(a, b):
+        @parallel(len(arrays), work_per_item=_mean_size(arrays))
+        def _(a, b):
             for i in range(a, b):
                 flat = arrays[i].reshape(-1)
                 squares[i] = np.dot(flat, flat)         # one BLAS call, no temporary
-
-        parallel_for(sum_squares, len(arrays), work_per_item=_mean_size(arrays))
         total = math.sqrt(math.fsum(squares))           # the same value for any thread count
     else:
         total = sum(float(np.sum(np.abs(a, dtype=np.float64) ** norm_type)) for a in arrays) ** (1.0 / norm_type)
@@ -60,11 +59,10 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     total = float(total_norm.item() if isinstance(total_norm, Tensor) else total_norm)
     coef = float(max_norm) / (total + 1e-6)
     if grads and not coef >= 1.0:  # clamped to 1 (a no-op); a NaN norm spreads NaN, as in torch
-        def scale(a, b):
+        @parallel(len(grads), work_per_item=_mean_size(grads))
+        def _(a, b):
             for g in grads[a:b]:
                 g *= np.asarray(coef, dtype=g.dtype)
-
-        parallel_for(scale, len(grads), work_per_item=_mean_size(grads))
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):

@@ -10,7 +10,7 @@ import numpy as np
 from nanoframe.autograd import Function
 from nanoframe.dtypes import to_numpy
 from nanoframe.ops.elementwise import cast
-from nanoframe.parallel import parallel_for
+from nanoframe.parallel import parallel_blocks
 from nanoframe.tensor import Tensor, as_array
 
 
@@ -130,63 +130,71 @@ _GELU_C = 0.044715
 CHUNK = 65536  # elements per chunk of the elementwise chains: a few 256 KiB float32 blocks stay in L2
 
 
+def gelu_forward(x, approximate="none", with_grad=True):
+    """The GELU kernel on an ndarray: (y, dy/dx), or (y, None) without with_grad (inference).
+
+    The chain runs in blocks of CHUNK elements with two scratch arrays per thread, so it allocates
+    nothing but its outputs, and the blocks are shared out over nanoframe.parallel's threads.
+    """
+    shape = x.shape
+    x = x.reshape(-1)                                  # 1-D, so ufuncs return arrays even for 0-d x
+    y = np.empty_like(x)
+    dydx = np.empty_like(x) if with_grad else None
+    chunk = _gelu_tanh_chunk if approximate == "tanh" else _gelu_erf_chunk
+    n = x.shape[0]
+
+    @parallel_blocks(n, CHUNK)
+    def _(i, j):
+        s1, s2 = np.empty(min(j - i, CHUNK), x.dtype), np.empty(min(j - i, CHUNK), x.dtype)
+        for a in range(i, j, CHUNK):
+            b = min(a + CHUNK, j)
+            chunk(x[a:b], y[a:b], None if dydx is None else dydx[a:b], s1[: b - a], s2[: b - a])
+
+    return y.reshape(shape), (None if dydx is None else dydx.reshape(shape))
+
+
 class GELUOp(Function):
     """gelu(x) = x * Phi(x).
 
     approximate="none": Phi(x) = 0.5 * (1 + erf(x / sqrt(2))), dy/dx = Phi(x) + x exp(-x^2/2) / sqrt(2 pi).
     approximate="tanh": y = 0.5 x (1 + t), t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3),
         dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
-    The forward computes y and dy/dx together and saves only dy/dx: the backward is one multiply
-    (gx = gy * dy/dx) instead of a second chain of a dozen passes, and the input x is no longer kept
-    alive by this op. The chain runs in chunks of CHUNK elements with two small scratch arrays, so
-    it allocates nothing but y and dy/dx (a small gain in speed on top: the passes hit L2), and
-    the chunks are shared out over nanoframe.parallel's threads.
-    Measured in a training step of the "small" GPT, (8, 256, 1536) float32, forward+backward per
-    call: 19 ms -> 12 ms (tanh form).
+    The forward computes y and dy/dx together (gelu_forward) and saves only dy/dx: the backward is
+    one multiply (gx = gy * dy/dx) instead of a second chain of a dozen passes, and the input x is
+    no longer kept alive by this op (benchmarks/bench_ops.py, gelu rows).
     """
 
     @staticmethod
-    def forward(ctx, x, approximate="none"):
-        ctx.shape = x.shape
-        x = x.reshape(-1)                              # 1-D, so ufuncs return arrays even for 0-d x
-        y = np.empty_like(x)
-        dydx = np.empty_like(x)
-        kernel = _gelu_tanh_chunk if approximate == "tanh" else _gelu_erf_chunk
-
-        n = x.shape[0]
-
-        def chunks(k0, k1):  # chunks [k0, k1) of CHUNK elements, with this thread's own scratch
-            s1, s2 = np.empty(min(n, CHUNK), x.dtype), np.empty(min(n, CHUNK), x.dtype)
-            for i in range(k0 * CHUNK, min(k1 * CHUNK, n), CHUNK):
-                j = min(i + CHUNK, n)
-                kernel(x[i:j], y[i:j], dydx[i:j], s1[: j - i], s2[: j - i])
-
-        parallel_for(chunks, -(-n // CHUNK), work_per_item=CHUNK)
+    def forward(ctx, x, *, approximate="none"):
+        y, dydx = gelu_forward(x, approximate)
         ctx.save_for_backward(dydx)
-        return y.reshape(ctx.shape)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
         (dydx,) = ctx.saved_tensors
-        gy = gy.reshape(-1)
-        gx = np.empty_like(dydx)
-        n = gx.shape[0]
+        gy, flat = gy.reshape(-1), dydx.reshape(-1)
+        gx = np.empty_like(flat)
 
-        def chunks(k0, k1):
-            i, j = k0 * CHUNK, min(k1 * CHUNK, n)
-            np.multiply(gy[i:j], dydx[i:j], out=gx[i:j])
+        @parallel_blocks(gx.shape[0], CHUNK)
+        def _(i, j):
+            np.multiply(gy[i:j], flat[i:j], out=gx[i:j])
 
-        parallel_for(chunks, -(-n // CHUNK), work_per_item=CHUNK)
-        return gx.reshape(ctx.shape)
+        return gx.reshape(dydx.shape)
 
 
 def _gelu_tanh_chunk(x, y, dydx, s1, s2):
-    """y = 0.5 x (1 + t) and dy/dx for one chunk; s1, s2 are scratch of the chunk's size."""
+    """y = 0.5 x (1 + t) and dy/dx (unless dydx is None) for one chunk; s1, s2 are scratch."""
     np.multiply(x, x, out=s1)                          # x^2
     np.multiply(s1, _SQRT_2_PI * _GELU_C, out=s2)
     s2 += _SQRT_2_PI
     s2 *= x                                            # u = sqrt(2/pi) (x + c x^3)
     np.tanh(s2, out=s2)                                # t
+    if dydx is None:
+        s2 += 1.0
+        s2 *= 0.5
+        np.multiply(s2, x, out=y)                      # y = 0.5 (1 + t) x
+        return
     np.multiply(s1, 1.5 * _SQRT_2_PI * _GELU_C, out=s1)
     s1 += 0.5 * _SQRT_2_PI                             # 0.5 du/dx = 0.5 sqrt(2/pi) (1 + 3 c x^2)
     np.multiply(s2, s2, out=dydx)
@@ -205,6 +213,8 @@ def _gelu_erf_chunk(x, y, dydx, s1, s2):
     phi += 1.0
     phi *= 0.5                                         # Phi(x), the normal CDF
     np.multiply(x, phi, out=y)
+    if dydx is None:
+        return
     np.multiply(x, x, out=s1)
     s1 *= -0.5
     np.exp(s1, out=s1)
@@ -255,18 +265,48 @@ def silu(x):
 
 
 # ---- softmax / log_softmax -----------------------------------------------------------------------
+def softmax_(x, axis=-1, empty_rows_zero=False):
+    """The softmax kernel, in place on an ndarray the caller owns: x = exp(x - max) / sum(...) along
+    axis; returns x. A slice that is all -inf gives NaN (torch's F.softmax), or 0 with
+    empty_rows_zero (what torch's attention returns for a query whose keys are all masked).
+    F.softmax, the attention ops, cached decoding and sampling all call this one function."""
+    m = x.max(axis=axis, keepdims=True)
+    if empty_rows_zero:
+        dead = np.isneginf(m)
+        if dead.any():
+            m[dead] = 0.0                              # exp(-inf - 0) = 0: no NaN from -inf - -inf
+        else:
+            dead = None
+    with np.errstate(invalid="ignore"):
+        x -= m
+    np.exp(x, out=x)
+    den = x.sum(axis=axis, keepdims=True)
+    if empty_rows_zero and dead is not None:
+        den[dead] = 1.0                                # an all-zero row stays zero
+    np.divide(1.0, den, out=den)
+    x *= den
+    return x
+
+
+def softmax_backward_(gy, y, axis=-1):
+    """The softmax gradient, in place on gy (an array the caller owns): dx = y * (gy - sum(gy * y)).
+    Masked entries have y = 0, so they get no gradient."""
+    rowdot = np.einsum("...i,...i->...", gy, y)[..., None] if axis in (-1, y.ndim - 1) else \
+        (gy * y).sum(axis=axis, keepdims=True)
+    gy -= rowdot
+    gy *= y
+    return gy
+
+
 class SoftmaxOp(Function):
-    """y = exp(x - max) / sum(exp(x - max)) along dim. Saves y.
+    """y = exp(x - max) / sum(exp(x - max)) along dim (softmax_). Saves y.
 
     A slice that is all -inf gives NaN, as in torch.
     """
 
     @staticmethod
-    def forward(ctx, x, dim=-1):
-        with np.errstate(invalid="ignore"):
-            y = x - x.max(axis=dim, keepdims=True)    # the one temporary, owned: updated in place
-            np.exp(y, out=y)
-            y /= y.sum(axis=dim, keepdims=True)
+    def forward(ctx, x, *, dim=-1):
+        y = softmax_(np.array(x, copy=True), axis=dim)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -274,12 +314,7 @@ class SoftmaxOp(Function):
     @staticmethod
     def backward(ctx, gy):
         (y,) = ctx.saved_tensors
-        # dx = y * (gy - sum(gy * y, dim))
-        g = gy * y
-        s = g.sum(axis=ctx.dim, keepdims=True)
-        np.subtract(gy, s, out=g)
-        g *= y
-        return g
+        return softmax_backward_(np.array(gy, copy=True), y, axis=ctx.dim)
 
 
 def _implicit_dim(op, ndim, dim):
@@ -312,7 +347,7 @@ class LogSoftmaxOp(Function):
     """y = x - max - log(sum(exp(x - max))) along dim. Saves y (the log-probabilities)."""
 
     @staticmethod
-    def forward(ctx, x, dim=-1):
+    def forward(ctx, x, *, dim=-1):
         with np.errstate(invalid="ignore", divide="ignore"):
             y = x - x.max(axis=dim, keepdims=True)    # shifted logits, owned
             e = np.exp(y)

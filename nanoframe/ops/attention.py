@@ -4,25 +4,32 @@ import math
 import numpy as np
 
 from nanoframe.autograd import Function, unbroadcast
+from nanoframe.ops.activation import softmax_, softmax_backward_
 from nanoframe.ops.dropout import dropout_mask
 from nanoframe.parallel import get_num_threads, parallel_for
 from nanoframe.tensor import as_array
 
 
 
-_causal_cache = {}
+_mask_cache = {}
 
 
-def _causal_keep(t, s):
-    """(T, S) bool, True where query i may attend key j (j <= i; top-left aligned like torch)."""
-    key = (t, s)
-    if key not in _causal_cache:
-        if len(_causal_cache) > 32:
-            _causal_cache.clear()
-        m = np.tril(np.ones((t, s), dtype=bool))
+def causal_mask(t, s=None, dtype=np.float32):
+    """(t, s) additive causal mask, read-only and cached: 0 where key j <= query i, -inf above.
+
+    Top-left aligned, as torch's is_causal. The fused attention adds its square (t, t) form to the
+    diagonal block of each query block, cached decoding to its new queries' diagonal block, and
+    scaled_dot_product_attention(is_causal=True) the rectangular form to its scores."""
+    s = t if s is None else s
+    key = (t, s, np.dtype(dtype).str)
+    m = _mask_cache.get(key)
+    if m is None:
+        if len(_mask_cache) > 64:
+            _mask_cache.clear()
+        m = np.triu(np.full((t, s), -np.inf, dtype=dtype), k=1)
         m.flags.writeable = False
-        _causal_cache[key] = m
-    return _causal_cache[key]
+        _mask_cache[key] = m
+    return m
 
 
 class ScaledDotProductAttention(Function):
@@ -47,30 +54,13 @@ class ScaledDotProductAttention(Function):
         kt = np.ascontiguousarray(np.swapaxes(k, -1, -2))   # (..., hs, S)
         att = np.matmul(qs, kt)                        # (..., T, S) one batched GEMM
         t, s = att.shape[-2], att.shape[-1]
-        keep = None
         if is_causal:
-            keep = _causal_keep(t, s)
+            att += causal_mask(t, s, att.dtype)
         elif attn_mask is not None and attn_mask.dtype == np.bool_:
-            keep = attn_mask
+            np.copyto(att, -np.inf, where=~attn_mask)  # masked scores -> -inf
         elif attn_mask is not None:
             att += attn_mask                           # float mask: additive (may hold -inf)
-        if keep is not None:
-            np.copyto(att, -np.inf, where=~keep)       # masked scores -> -inf
-        # softmax over keys, in place on att
-        m = att.max(axis=-1, keepdims=True)            # (..., T, 1)
-        dead = None
-        if keep is not None or attn_mask is not None:
-            dead = np.isneginf(m)                      # rows with every key masked
-            if dead.any():
-                m[dead] = 0.0                          # so exp(-inf - 0) = 0, no NaN from -inf - -inf
-            else:
-                dead = None
-        att -= m
-        np.exp(att, out=att)
-        den = att.sum(axis=-1, keepdims=True)          # (..., T, 1)
-        if dead is not None:
-            den[dead] = 1.0                            # all-zero row stays zero: torch's output
-        att /= den                                     # probabilities
+        softmax_(att, empty_rows_zero=attn_mask is not None)    # probabilities, in place
         att_d = att
         dmask = None
         if dropout_p > 0.0:
@@ -96,12 +86,7 @@ class ScaledDotProductAttention(Function):
             datt = np.matmul(gy, _t(v))                # (..., T, S) = gy v^T
             if dmask is not None:
                 datt *= dmask
-            # softmax backward: dpre = att * (datt - sum_j(datt * att))
-            tmp = datt * att
-            rowdot = tmp.sum(axis=-1, keepdims=True)   # (..., T, 1)
-            del tmp
-            datt -= rowdot
-            datt *= att                                # masked entries have att = 0 -> no gradient
+            softmax_backward_(datt, att)               # dpre; masked entries have att = 0
             if need_q:
                 gq = np.matmul(datt, k)                # (..., T, hs) = dpre k
                 gq *= ctx.scale
@@ -163,20 +148,6 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
 
 
 # ---- fused causal self-attention on the packed qkv projection ------------------------------------
-_neg_triu_cache = {}
-
-
-def _neg_triu(n, dtype):
-    """(n, n) additive causal mask: 0 on and below the diagonal, -inf above it (read-only, cached)."""
-    key = (n, np.dtype(dtype).str)
-    m = _neg_triu_cache.get(key)
-    if m is None:
-        m = np.triu(np.full((n, n), -np.inf, dtype=dtype), k=1)
-        m.flags.writeable = False
-        _neg_triu_cache[key] = m
-    return m
-
-
 ATTN_BLOCK = 64  # query rows per block: (B, nh, 64, <=T) score blocks; measured best of 32/64/128 on T=256
 
 
@@ -217,15 +188,7 @@ class CausalSelfAttentionOp(Function):
             np.multiply(q, scale, out=qsb)                             # scale the small operand once
             y4 = _heads_view(y, nh)[ix]                                # (b, h, T, hs) view of y
             for i, (r0, r1) in enumerate(spans):
-                att = atts[i][ix]                                      # (b, h, bt, r1)
-                np.matmul(qsb[:, :, r0:r1], np.swapaxes(k[:, :, :r1], -1, -2), out=att)
-                att[..., r0:r1] += _neg_triu(r1 - r0, att.dtype)       # the diagonal block's future keys
-                # softmax over keys, in place; every row keeps its diagonal key, so no row is all -inf
-                att -= att.max(axis=-1, keepdims=True)
-                np.exp(att, out=att)
-                den = att.sum(axis=-1, keepdims=True)
-                np.divide(1.0, den, out=den)
-                att *= den
+                att = causal_scores(qsb[:, :, r0:r1], k[:, :, :r1], r0, out=atts[i][ix])   # (b, h, bt, r1)
                 att_d = att * masks[i][ix] if masks else att           # dropped, rescaled probabilities
                 np.matmul(att_d, v[:, :, :r1], out=y4[:, :, r0:r1])    # straight into (B, T, C)
 
@@ -263,12 +226,7 @@ class CausalSelfAttentionOp(Function):
                 datt = np.matmul(gyb, np.swapaxes(v[:, :, :r1], -1, -2))   # (b, h, bt, r1) = gy v^T
                 if masks:
                     datt *= masks[i][ix]
-                # softmax backward: dpre = att * (datt - sum_j(datt * att))
-                tmp = datt * att
-                rowdot = tmp.sum(axis=-1, keepdims=True)
-                del tmp
-                datt -= rowdot
-                datt *= att                                            # masked keys have att = 0
+                softmax_backward_(datt, att)                           # dpre; masked keys have att = 0
                 np.matmul(datt, k[:, :, :r1], out=gq[:, :, r0:r1])     # dq = dpre k * scale
                 gq[:, :, r0:r1] *= scale
                 dpre_t = np.swapaxes(datt, -1, -2)
@@ -280,6 +238,39 @@ class CausalSelfAttentionOp(Function):
 
         _over_sequences_or_heads(slab, B, nh, T)
         return gqkv
+
+
+def causal_scores(qs, k, t0, out=None):
+    """The attention probabilities of queries at positions t0 .. t0 + bt - 1 over keys 0 .. s - 1
+    (s = t0 + bt, every key a query may see): softmax(qs k^T + causal mask), qs already scaled.
+
+    qs (..., bt, hs), k (..., s, hs) -> (..., bt, s). Keys before t0 are all visible; the mask
+    covers the (bt, bt) diagonal block. The fused op calls this per query block, cached decoding
+    per step, so the attention math is written once. Every row keeps its diagonal key: none is
+    all -inf."""
+    bt = qs.shape[-2]
+    att = np.matmul(qs, np.swapaxes(k, -1, -2), out=out)
+    if bt > 1:
+        att[..., t0:] += causal_mask(bt, bt, att.dtype)
+    return softmax_(att)
+
+
+def cached_causal_attention(qkv, k_cache, v_cache, t0, n_head):
+    """Inference attention for new positions t0 .. t0 + Tn - 1 given the cached keys and values.
+
+    qkv (B, Tn, 3C) packed [q | k | v] (c_attn's output) -> y (B, Tn, C). k_cache, v_cache:
+    (B, n_kv_head, block_size, hs) arrays whose first t0 positions hold earlier keys and values;
+    this call writes positions t0 .. t0 + Tn - 1 first. NumPy only: no graph, no dropout.
+    """
+    B, Tn, C3 = qkv.shape
+    nh, hs, t1 = n_head, C3 // 3 // n_head, t0 + Tn
+    q, k, v = _split_heads(qkv, nh)                    # (B, nh, Tn, hs) views
+    k_cache[:, :, t0:t1] = k
+    v_cache[:, :, t0:t1] = v
+    att = causal_scores(q * (1.0 / math.sqrt(hs)), k_cache[:, :, :t1], t0)   # (B, nh, Tn, t1)
+    y = np.empty((B, Tn, C3 // 3), dtype=qkv.dtype)    # heads written side by side
+    np.matmul(att, v_cache[:, :, :t1], out=_heads_view(y, nh))
+    return y
 
 
 def _over_sequences_or_heads(slab, B, nh, T):

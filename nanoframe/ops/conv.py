@@ -9,7 +9,7 @@ import numpy as np
 from nanoframe.autograd import Function
 from nanoframe.errors import NanoframeError
 from nanoframe.ops import shape as shape_ops
-from nanoframe.parallel import GEMM_UNIT, parallel_for
+from nanoframe.parallel import GEMM_UNIT, parallel
 from nanoframe.tensor import as_array
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -200,11 +200,10 @@ def _group_gemm(a, b):
     cols = b.shape[2]
     out = np.empty((g, m, cols), dtype=np.result_type(a, b))
 
-    def chunk(c0, c1):
+    @parallel(cols, work_per_item=max(1, g * m * k // GEMM_UNIT))
+    def _(c0, c1):
         for i in range(g):
             np.matmul(a[i], b[i, :, c0:c1], out=out[i, :, c0:c1])
-
-    parallel_for(chunk, cols, work_per_item=max(1, g * m * k // GEMM_UNIT))
     return out
 
 

@@ -2,9 +2,35 @@
 import numpy as np
 
 from nanoframe.autograd import Function
-from nanoframe.parallel import GEMM_UNIT, parallel_for
+from nanoframe.parallel import GEMM_UNIT, parallel
 from nanoframe.tensor import as_array
 
+
+
+def linear_forward(x, weight, bias=None):
+    """The Linear kernel on ndarrays: x (..., C_in) @ weight.T (C_in, C_out) + bias -> (..., C_out).
+
+    Leading dims are flattened to N rows; the rows are split over nanoframe.parallel's threads,
+    each a one-thread GEMM. One row (token-by-token decoding, memory-bound on W) goes through an
+    einsum sum-of-products, which streams W faster than a one-row BLAS gemv on W^T
+    (benchmarks/bench_generate.py).
+    """
+    c_out, c_in = weight.shape
+    x2 = x.reshape(-1, c_in)                           # (N, C_in), a view when x is contiguous
+    if x2.shape[0] == 1:
+        y = np.einsum("oi,i->o", weight, x2[0])[None, :]
+        if bias is not None:
+            y += bias
+    else:
+        y = np.empty((x2.shape[0], c_out), dtype=x2.dtype)
+
+        @parallel(x2.shape[0], work_per_item=c_in * c_out // GEMM_UNIT)
+        def _(a, b):
+            np.matmul(x2[a:b], weight.T, out=y[a:b])   # (n, C_out): W^T is a strided view
+            if bias is not None:
+                y[a:b] += bias
+
+    return y.reshape(*x.shape[:-1], c_out)
 
 
 class LinearOp(Function):
@@ -19,28 +45,10 @@ class LinearOp(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        c_in, c_out = weight.shape[1], weight.shape[0]
-        x2 = x.reshape(-1, c_in)                       # (N, C_in), a view when x is contiguous
-        if x2.shape[0] == 1:
-            # one row (token-by-token decoding is memory-bound on W): einsum's single-threaded
-            # sum-of-products streams W (C_out, C_in) at ~21 GB/s here, OpenBLAS's gemv on W^T at
-            # ~11 GB/s on one thread and far less with two threads on a busy machine
-            y = np.einsum("oi,i->o", weight, x2[0])[None, :]
-            if bias is not None:
-                y += bias
-        else:
-            y = np.empty((x2.shape[0], c_out), dtype=x2.dtype)
-
-            def rows(a, b):
-                np.matmul(x2[a:b], weight.T, out=y[a:b])   # (n, C_out): W^T is a strided view
-                if bias is not None:
-                    y[a:b] += bias
-
-            parallel_for(rows, x2.shape[0], work_per_item=c_in * c_out // GEMM_UNIT)
-        ctx.save_for_backward(x2, weight)
+        ctx.save_for_backward(x.reshape(-1, weight.shape[1]), weight)
         ctx.has_bias = bias is not None
         ctx.x_shape = x.shape
-        return y.reshape(*x.shape[:-1], c_out)
+        return linear_forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx, gy):
@@ -55,7 +63,8 @@ class LinearOp(Function):
         gb = np.empty(c_out, dtype=weight.dtype) if need_b else None
         ones = np.ones(n, dtype=gy2.dtype) if need_b else None  # gemv sums: ~3x np.sum(axis=0) here
 
-        def chunk(a, b):
+        @parallel(n, work_per_item=2 * c_in * c_out // GEMM_UNIT)
+        def _(a, b):
             # rows [a, b) of dx, and the same share [o0, o1) of the output channels for dW and db
             o0, o1 = (c_out * a // n, c_out * b // n) if n else (0, c_out)   # no rows: dW, db = 0
             if need_x:
@@ -65,7 +74,6 @@ class LinearOp(Function):
             if need_b:
                 np.matmul(ones, gy2[:, o0:o1], out=gb[o0:o1])          # (o,): column sums as a gemv
 
-        parallel_for(chunk, n, work_per_item=2 * c_in * c_out // GEMM_UNIT)
         return (None if gx is None else gx.reshape(ctx.x_shape)), gw, gb
 
 

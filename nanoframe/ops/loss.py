@@ -17,10 +17,11 @@ import numpy as np
 from nanoframe.autograd import Function, unbroadcast
 from nanoframe.errors import NanoframeError
 from nanoframe.ops import elementwise, reduce as reduce_ops, shape as shape_ops
-from nanoframe.parallel import parallel_for
+from nanoframe.parallel import parallel
 from nanoframe.tensor import Tensor, as_array
 
 _REDUCTIONS = ("mean", "sum", "none")
+IGNORE_INDEX = -100   # the target that carries no loss (torch's default ignore_index)
 
 
 
@@ -125,16 +126,17 @@ def _softmax_parts(x):
     e = np.empty_like(x)
     s = np.empty((n, 1), dtype=x.dtype)
 
-    def rows(a, b):
+    if not c:                                          # no classes: nothing to normalise (lse = 0)
+        m[...], s[...] = 0, 1
+        return m, e, s
+
+    @parallel(n, work_per_item=c)
+    def _(a, b):
         np.max(x[a:b], axis=1, keepdims=True, out=m[a:b])
         np.subtract(x[a:b], m[a:b], out=e[a:b])
         np.exp(e[a:b], out=e[a:b])
         np.sum(e[a:b], axis=1, keepdims=True, out=s[a:b])
 
-    if c:
-        parallel_for(rows, n, work_per_item=c)
-    else:                                              # no classes: nothing to normalise (lse = 0)
-        m[...], s[...] = 0, 1
     return m, e, s
 
 
@@ -191,11 +193,10 @@ class CrossEntropy(Function):
         row_factor = inv_s * a[:, None]               # (N, 1): p_j A in one pass, g = e * A / sum(e)
         g = np.empty_like(e)                           # (N, C)
 
-        def grad_rows(i, j):
+        @parallel(n, work_per_item=c)
+        def _(i, j):
             np.multiply(e[i:j], row_factor[i:j], out=g[i:j])
 
-        if c:
-            parallel_for(grad_rows, n, work_per_item=c)
         hit = (1.0 - eps) * scale if w_t is None else (1.0 - eps) * scale * w_t
         g[np.arange(n), t_safe] -= hit                                        # - (1 - eps) w_t [j == t]
         if eps > 0.0:
@@ -247,7 +248,7 @@ class SoftTargetCrossEntropy(Function):
         return gx, gq, None
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=IGNORE_INDEX, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """PyTorch's F.cross_entropy: log_softmax over dim 1 (dim 0 for a (C,) input) and NLL.
 
@@ -311,7 +312,7 @@ class NLL(Function):
         return g, None, None
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=IGNORE_INDEX, reduce=None, reduction="mean"):
     """PyTorch's F.nll_loss on log-probabilities: input (N, C, d1, ...) / (C,), int target (N, d1, ...) / ()."""
     op = "nll_loss"
     x, t = as_array(input), as_array(target)

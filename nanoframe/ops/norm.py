@@ -2,7 +2,7 @@
 import numpy as np
 
 from nanoframe.autograd import Function
-from nanoframe.parallel import parallel_for
+from nanoframe.parallel import parallel, parallel_blocks
 from nanoframe.tensor import as_array
 
 
@@ -32,6 +32,47 @@ def _check_norm_args(op, x, normalized_shape, weight, bias=None):
 LN_BLOCK_ELEMS = 131072  # elements per block, at most: fewer, larger numpy calls
 
 
+def layer_norm_forward(x, weight, bias, normalized_shape, eps):
+    """The LayerNorm kernel on ndarrays: (y, xhat (N, C), rstd (N, 1)), x viewed as (N, C) rows.
+
+    Rows are processed in fixed blocks of ~LN_BLOCK_ELEMS elements that stay in cache through all
+    the passes (one trip to memory instead of ~8), and the blocks are shared out over
+    nanoframe.parallel's threads. Inference calls it too and drops xhat and rstd.
+    """
+    c = int(np.prod(normalized_shape))
+    x2 = x.reshape(-1, c)                              # (N, C)
+    n = x2.shape[0]
+    w = None if weight is None else weight.reshape(-1)
+    b = None if bias is None else bias.reshape(-1)
+    inv_c = np.full(c, 1.0 / c, dtype=x.dtype)
+    xhat = np.empty_like(x2)                           # (N, C) saved for the backward
+    y = np.empty_like(x2)
+    rstd = np.empty((n, 1), dtype=x.dtype)             # (N, 1) 1 / sqrt(var + eps)
+    rows = _block_rows(n, c)
+
+    @parallel_blocks(n, rows, work_per_elem=c)
+    def _(r0, r1):
+        for i in range(r0, r1, rows):
+            j = min(i + rows, r1)
+            xh, r = xhat[i:j], rstd[i:j, 0]
+            np.matmul(x2[i:j], inv_c, out=r)           # mean (BLAS gemv)
+            np.subtract(x2[i:j], r[:, None], out=xh)   # xc
+            np.einsum("nc,nc->n", xh, xh, out=r)       # sum of squares, no temporary
+            r *= 1.0 / c
+            r += eps
+            np.sqrt(r, out=r)
+            np.divide(1.0, r, out=r)
+            xh *= r[:, None]                           # xhat
+            if w is not None:
+                np.multiply(xh, w, out=y[i:j])
+            else:
+                y[i:j] = xh                            # xhat is saved: the output must not alias it
+            if b is not None:
+                y[i:j] += b
+
+    return y.reshape(x.shape), xhat, rstd
+
+
 class LayerNormOp(Function):
     """x (..., *normalized_shape) viewed as (N, C) rows, C = prod(normalized_shape).
 
@@ -39,48 +80,16 @@ class LayerNormOp(Function):
     Saves w, xhat = (x - mean) * rstd (N, C) and rstd (N, 1); llm.c saves mean and rstd and
     recomputes xhat, but keeping xhat (the same size as the x it replaces) spares the backward a
     pass and an (N, C) allocation.
-    Rows are processed in fixed blocks of ~LN_BLOCK_ELEMS elements that stay in cache through all
-    the passes (one trip to memory instead of ~8), and the blocks are shared out over
-    nanoframe.parallel's threads. dw and db are summed per block, then over blocks in block order,
-    so the result does not depend on the thread count.
+    The forward is layer_norm_forward. In the backward, dw and db are summed per block, then over
+    blocks in block order, so the result does not depend on the thread count.
     """
 
     @staticmethod
-    def forward(ctx, x, weight=None, bias=None, normalized_shape=None, eps=1e-5):
-        c = int(np.prod(normalized_shape))
-        x2 = x.reshape(-1, c)                          # (N, C)
-        n = x2.shape[0]
-        w = None if weight is None else weight.reshape(-1)
-        b = None if bias is None else bias.reshape(-1)
-        inv_c = np.full(c, 1.0 / c, dtype=x.dtype)
-        xhat = np.empty_like(x2)                       # (N, C) saved for the backward
-        y = np.empty_like(x2)
-        rstd = np.empty((n, 1), dtype=x.dtype)         # (N, 1) 1 / sqrt(var + eps)
-        rows = _block_rows(n, c)
-
-        def blocks(k0, k1):
-            for i in range(k0 * rows, min(k1 * rows, n), rows):
-                j = min(i + rows, n)
-                xh, r = xhat[i:j], rstd[i:j, 0]
-                np.matmul(x2[i:j], inv_c, out=r)       # mean (BLAS gemv)
-                np.subtract(x2[i:j], r[:, None], out=xh)                 # xc
-                np.einsum("nc,nc->n", xh, xh, out=r)   # sum of squares, no temporary
-                r *= 1.0 / c
-                r += eps
-                np.sqrt(r, out=r)
-                np.divide(1.0, r, out=r)
-                xh *= r[:, None]                       # xhat
-                if w is not None:
-                    np.multiply(xh, w, out=y[i:j])
-                else:
-                    y[i:j] = xh                        # xhat is saved: the output must not alias it
-                if b is not None:
-                    y[i:j] += b
-
-        parallel_for(blocks, -(-n // rows), work_per_item=rows * c)
+    def forward(ctx, x, weight=None, bias=None, *, normalized_shape, eps=1e-5):
+        y, xhat, rstd = layer_norm_forward(x, weight, bias, normalized_shape, eps)
         ctx.save_for_backward(weight, xhat, rstd)
         ctx.has_bias, ctx.x_shape, ctx.norm_shape = bias is not None, x.shape, normalized_shape
-        return y.reshape(x.shape)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
@@ -98,7 +107,8 @@ class LayerNormOp(Function):
         gw_part = np.empty((n_blocks, c), dtype=xhat.dtype) if need_w else None  # per-block sums
         gb_part = np.empty((n_blocks, c), dtype=xhat.dtype) if need_b else None
 
-        def blocks(k0, k1):
+        @parallel(n_blocks, work_per_item=rows * c)
+        def _(k0, k1):
             if need_x:                                 # scratch, reused by every block
                 dnorm, tmp = np.empty((rows, c), dtype=xhat.dtype), np.empty((rows, c), dtype=xhat.dtype)
                 m1, m2 = np.empty(rows, dtype=xhat.dtype), np.empty(rows, dtype=xhat.dtype)
@@ -125,7 +135,6 @@ class LayerNormOp(Function):
                 d -= np.multiply(xh, m2[:r, None], out=tmp[:r])
                 np.multiply(d, rstd[i:j], out=gx[i:j])
 
-        parallel_for(blocks, n_blocks, work_per_item=rows * c)
         gw = None if gw_part is None else gw_part.sum(axis=0).reshape(ctx.norm_shape)
         gb = None if gb_part is None else gb_part.sum(axis=0).reshape(ctx.norm_shape)
         return (None if gx is None else gx.reshape(ctx.x_shape)), gw, gb
@@ -150,7 +159,7 @@ class RMSNormOp(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight=None, normalized_shape=None, eps=None):
+    def forward(ctx, x, weight=None, *, normalized_shape, eps):
         c = int(np.prod(normalized_shape))
         x2 = x.reshape(-1, c)                          # (N, C)
         ms = np.einsum("nc,nc->n", x2, x2)[:, None]    # (N, 1) sum of squares

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from nanoframe.optim.optimizer import Optimizer
-from nanoframe.parallel import parallel_for
+from nanoframe.parallel import parallel
 
 CHUNK = 65536  # elements per chunk: 7 float32 arrays of 256 KiB fit in a 2 MiB L2
 
@@ -104,7 +104,8 @@ class Adam(Optimizer):
             else:  # a strided parameter: updated whole, with scratch of its shape
                 work.append((param, grad, m, v, v_max, k))
 
-        def run(a, b):  # work items [a, b), with this thread's own scratch buffers
+        @parallel(len(work), work_per_item=CHUNK)
+        def _(a, b):  # work items [a, b), with this thread's own scratch buffers
             scratch = {}
             for p, g, m, v, v_max, k in work[a:b]:
                 if p.ndim == 1 and p.size <= CHUNK:
@@ -114,8 +115,6 @@ class Adam(Optimizer):
                 else:
                     s1, s2 = np.empty_like(p), np.empty_like(p)
                 _adam_kernel(p, g, m, v, v_max, s1, s2, k)
-
-        parallel_for(run, len(work), work_per_item=CHUNK)
 
 
 class _Constants:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import nanoframe as nf
-from nanoframe.models.gpt import GPT, GPTConfig, KVCache, sample_next
+from nanoframe.models.generate import KVCache, sample_next
+from nanoframe.models.gpt import GPT, GPTConfig
 
 
 def make_model(block_size=8, vocab_size=13, n_layer=2, bias=True, scale=8.0, dropout=0.0):
@@ -29,16 +30,16 @@ def test_cached_logits_equal_uncached_step_by_step():
     ids = prompt(B=2, T=8)
     ref = model(ids)[0].array                              # (B, T, V), full forward
     cache = KVCache(model.config, batch_size=2)
-    pre = model.forward_cached(ids[:, :3], cache)         # prefill 3 positions
+    pre = model(ids[:, :3], cache=cache)[0]         # prefill 3 positions
     np.testing.assert_allclose(pre, ref[:, :3], rtol=1e-4, atol=1e-5)
     for t in range(3, 8):                                 # then one position at a time
-        step = model.forward_cached(ids[:, t:t + 1], cache)
+        step = model(ids[:, t:t + 1], cache=cache)[0]
         assert step.shape == (2, 1, model.config.vocab_size)
         np.testing.assert_allclose(step[:, 0], ref[:, t], rtol=1e-4, atol=1e-5)
     assert cache.length == 8
     assert cache.k[0].shape == (2, 2, 8, 8)               # (B, nh, block_size, hs), preallocated
     with pytest.raises(ValueError, match="block_size"):
-        model.forward_cached(ids[:, :1], cache)
+        model(ids[:, :1], cache=cache)
 
 
 def test_cached_logits_float64():
@@ -46,7 +47,7 @@ def test_cached_logits_float64():
     ids = prompt(B=1, T=8)
     ref = model(ids)[0].array
     cache = KVCache(model.config, batch_size=1, dtype=np.float64)
-    out = np.concatenate([model.forward_cached(ids[:, t:t + 1], cache) for t in range(8)], axis=1)
+    out = np.concatenate([model(ids[:, t:t + 1], cache=cache)[0] for t in range(8)], axis=1)
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
 

@@ -297,3 +297,40 @@ def test_info_of_each_kind_of_run(runs, capsys):
     assert cli("info", runs / "lora") == 0
     info = json.loads(capsys.readouterr().out)
     assert 0 < info["trainable_parameters"] < info["parameters"] and info["lora"]["r"] == 2
+
+
+# ---- messages --------------------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="Ctrl-C of `finetune` without --out (default runs/finetune[-lora]) prints "
+                                       "only 'nanoframe: interrupted': the CLI computes the default folder after "
+                                       "the interrupt handler has looked for args.out")
+@pytest.mark.parametrize("mode", ["before_a_checkpoint", "after_a_checkpoint"])
+def test_ctrl_c_of_a_finetune_with_the_default_out_says_what_to_do(runs, tmp_path, monkeypatch, capsys, mode):
+    import nanoframe.training.trainer as trainer_module
+
+    calls = []
+    train_step = trainer_module.Trainer.train_step
+
+    def interrupted_step(self):                        # Ctrl-C arrives during the third step
+        calls.append(self.step)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return train_step(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", interrupted_step)
+    monkeypatch.chdir(tmp_path)
+    interval = 100 if mode == "before_a_checkpoint" else 1
+    assert cli("finetune", "--from", runs / "char", "--data", runs / "c.txt", "--max_iters", 10,
+               "--checkpoint_interval", interval, "--eval_iters", 1, "--batch_size", 2, "--no-progress",
+               "--no-sample") == 130
+    err = capsys.readouterr().err
+    expected = "run the same command again" if mode == "before_a_checkpoint" else "--out runs/finetune --resume"
+    assert expected in err, err.strip().splitlines()[-1]
+
+
+@pytest.mark.xfail(strict=True, reason="--out that is a dangling symlink fails with 'error: File exists: PATH' "
+                                       "(mkdir on the link), which does not say what is wrong")
+def test_out_that_is_a_dangling_symlink(runs, tmp_path, capsys):
+    link = tmp_path / "run"
+    link.symlink_to(tmp_path / "nowhere")
+    msg = one_error_line(capsys, "train", "--data", runs / "c.txt", "--out", link, *TRAIN)
+    assert "--out" in msg and ("symlink" in msg or "link" in msg)

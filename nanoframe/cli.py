@@ -142,8 +142,16 @@ def cmd_train(args, extra):
         print("\n--- sample ---\n" + text)
 
 
+def _encode(tok, text, option):
+    """The ids of a command-line text; text the tokenizer cannot encode names the option."""
+    try:
+        return tok.encode_ordinary(text)
+    except ValueError as e:
+        raise UsageError(f"{option}: {bounded(e, 200)}") from None
+
+
 def _sample_text(model, tok, prompt, max_new_tokens, temperature, top_k, seed, top_p=None):
-    ids = tok.encode_ordinary(prompt) if prompt else [tok.eot_id if tok.eot_id is not None else 0]
+    ids = _encode(tok, prompt, "--prompt") if prompt else [tok.eot_id if tok.eot_id is not None else 0]
     idx = np.asarray([ids], dtype=np.int64)
     out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     new = np.asarray(out)[0, idx.shape[1]:].tolist()
@@ -164,10 +172,12 @@ def cmd_sample(args):
 
 
 def cmd_info(args):
-    from nanoframe.training.run import load_for_inference
+    from nanoframe.training.run import load_for_inference, open_checkpoint
 
     model, tok, state, folder = load_for_inference(args.checkpoint)
+    run = open_checkpoint(args.checkpoint)[0]
     info = {
+        "kind": run.read_config()["kind"] if run.config_path.is_file() else None,
         "checkpoint": str(folder),
         "step": state["step"],
         "val_loss": state.get("val_loss"),
@@ -209,7 +219,7 @@ def cmd_finetune(args, extra):
         lora = lora_config(args.lora_targets or DEFAULT_LORA_TARGETS, args.lora_r or 8,
                            16.0 if args.lora_alpha is None else args.lora_alpha,
                            args.lora_dropout or 0.0) if args.lora else None
-    out = args.out or ("runs/finetune-lora" if args.lora else "runs/finetune")
+    args.out = out = args.out or ("runs/finetune-lora" if args.lora else "runs/finetune")   # Ctrl-C names it too
     s = finetune(args.from_hf or args.from_run, out, args.data or (), hf=bool(args.from_hf), tokenizer=args.tokenizer,
                  lora=lora, freeze_patterns=args.freeze or (), freeze_layers=args.freeze_layers or 0,
                  freeze_embeddings=args.freeze_embeddings, train_overrides=train_over, model_overrides=model_over,
@@ -267,14 +277,22 @@ def cmd_tokenizer(args):
     tok = D.load_tokenizer(args.tokenizer)
     if args.action == "encode":
         text = D.read_text(args.file) if args.file else (args.text if args.text is not None else sys.stdin.read())
-        print(" ".join(map(str, tok.encode(text, allowed_special="all"))))
+        try:
+            ids = tok.encode(text, allowed_special="all")
+        except ValueError as e:
+            raise UsageError(f"{'--file' if args.file else '--text'}: {bounded(e, 200)}") from None
+        print(" ".join(map(str, ids)))
     else:
         raw = args.ids if args.ids else sys.stdin.read().split()
         try:
             ids = [int(x) for x in raw]
         except ValueError as e:
             raise UsageError(f"decode expects integer ids: {e}") from None
-        sys.stdout.write(tok.decode(ids) + "\n")
+        try:
+            text = tok.decode(ids)
+        except ValueError as e:
+            raise UsageError(f"decode: {bounded(e, 200)}") from None
+        sys.stdout.write(text + "\n")
 
 
 def _log(msg):
@@ -375,7 +393,7 @@ def build_parser():
     sa.add_argument("--temperature", type=_finite_float(0.0), default=SAMPLE["temperature"], help="0 is greedy")
     sa.add_argument("--top-k", type=_int_at_least(1), default=SAMPLE["top_k"], help="keep the k most likely tokens")
     sa.add_argument("--top-p", type=_finite_float(1e-9, 1.0), default=None, help="nucleus sampling threshold")
-    sa.add_argument("--seed", type=int, default=None, help="seed of the sampler (default: random)")
+    sa.add_argument("--seed", type=_int_at_least(0), default=None, help="seed of the sampler (default: random)")
     sa.add_argument("--num-samples", type=_int_at_least(1), default=1, help="how many samples")
 
     inf = sub.add_parser("info", help="show a checkpoint's config, size, step and val loss")

@@ -118,16 +118,21 @@ def atomic_open(path, mode="wb", encoding="utf-8"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    tmp_name, fd = _create_temp(directory, "." + os.path.basename(path) + ".", ".tmp")
+    try:
+        tmp_name, fd = _create_temp(directory, "." + os.path.basename(path) + ".", ".tmp")
+    except OSError as e:                               # e.g. a read-only folder: name the file meant
+        raise OSError(e.errno, e.strerror, path) from e
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(e, OSError) and not e.filename:      # a full disk: say which file it hit
+            raise OSError(e.errno, e.strerror or str(e), path) from e
         raise
     _fsync_directory(directory)
 

@@ -25,6 +25,14 @@ def _smooth(points, weight=0.9):
     return out
 
 
+def _thin(points, most):
+    """At most `most` evenly spaced points (the first and last kept): the SVG stays small."""
+    if len(points) <= most:
+        return points
+    step = (len(points) - 1) / (most - 1)
+    return [points[round(i * step)] for i in range(most)]
+
+
 def loss_curve_svg(train, val, title="loss", width=720, height=400):
     """SVG text plotting (step, loss) series: raw train (faint), smoothed train, and val."""
     series = [p for p in train + val if math.isfinite(p[1])]
@@ -58,10 +66,12 @@ def loss_curve_svg(train, val, title="loss", width=720, height=400):
         s = x0 + (x1 - x0) * k / 4
         parts.append(f'<text x="{px(s):.1f}" y="{height - pad_b + 16}" text-anchor="middle">{s:.0f}</text>')
     parts.append(f'<text x="{width / 2}" y="{height - 6}" text-anchor="middle">step</text>')
+    cols = width - pad_l - pad_r                         # a long run draws at most 2 points a pixel column
     if train:
-        parts.append(line(train, "#1f77b4", 1, 0.25))
-        parts.append(line(_smooth(train), "#1f77b4", 2))
+        parts.append(line(_thin(train, 2 * cols), "#1f77b4", 1, 0.25))
+        parts.append(line(_thin(_smooth(train), 2 * cols), "#1f77b4", 2))
     if val:
+        val = _thin(val, 2 * cols)
         parts.append(line(val, "#d62728", 2))
         parts += [f'<circle cx="{px(s):.1f}" cy="{py(v):.1f}" r="3" fill="#d62728"/>' for s, v in val]
     parts.append(f'<text x="{width - pad_r - 150}" y="{pad_t + 10}" fill="#1f77b4">train (smoothed)</text>')

@@ -190,8 +190,9 @@ class InstructionData(BatchSource):
                                                                "info": json.dumps(self.info)})
 
     @classmethod
-    def load(cls, folder, batch_size, seed=0, vocab_size=None):
-        """The rows written by `save`, validated (shapes, dtypes, ids within the vocabulary)."""
+    def load(cls, folder, batch_size, seed=0, vocab_size=None, block_size=None):
+        """The rows written by `save`, validated (shapes, dtypes, rows of block_size, ids within the
+        vocabulary)."""
         path = Path(folder) / PACKED_FILE
         if not path.is_file():
             raise DataError(f"missing {path}: the run's instruction data is gone")
@@ -201,6 +202,9 @@ class InstructionData(BatchSource):
         for name, a in arrays.items():
             if a.dtype != np.int64 or a.ndim != 2 or a.shape[1] < 1:
                 raise DataError(f"{path}: {name} must be a 2-D int64 array, got {a.dtype} {a.shape}")
+        width = arrays["x_train"].shape[1]
+        if block_size is not None and width != block_size:
+            raise DataError(f"{path}: rows of {width} tokens, but the model's context is block_size {block_size}")
         for split in ("train", "val"):
             x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
             if x.shape != y.shape or x.shape[1] != arrays["x_train"].shape[1]:

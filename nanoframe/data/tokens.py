@@ -59,6 +59,7 @@ def prepare(train_docs, val_docs, tokenizer, out_dir, source="", show_progress=T
 
     meta.json is written last (atomically), so a folder with a meta.json is complete."""
     out = Path(out_dir)
+    _check_data_target(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)      # incomplete until the new meta.json lands
     tokenizer.save(out / TOKENIZER_FILE)
@@ -79,6 +80,29 @@ def prepare(train_docs, val_docs, tokenizer, out_dir, source="", show_progress=T
     }
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+_DATA_FILES = {"train.bin", "val.bin", "meta.json", TOKENIZER_FILE}
+
+
+def _check_data_target(out):
+    """prepare() writes only into a new or empty folder, or over a data folder it wrote itself: never
+    into a run's root or a folder of the user's own files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"{out} is a file, not a folder for token files")
+    others = sorted(e.name for e in out.iterdir() if e.name not in _DATA_FILES and not e.name.endswith(".tmp"))
+    ours = not (out / "meta.json").is_file()
+    if not ours:
+        try:
+            meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+            ours = isinstance(meta, dict) and (meta.get("format") == META_FORMAT or "vocab_size" in meta)
+        except (OSError, ValueError):
+            ours = False
+    if others or not ours:
+        raise DataError(f"{out} holds files that are not nanoframe token files ({', '.join(others[:3]) or 'meta.json'}"
+                        f"{'...' if len(others) > 3 else ''}); prepare into an empty folder or a data folder")
 
 
 def load_meta(data_dir):

@@ -10,7 +10,7 @@ costs one position instead of a full forward. The cached path reproduces the unc
 import numpy as np
 
 from nanoframe.autograd import no_grad
-from nanoframe.errors import ConfigError
+from nanoframe.errors import ConfigError, NanoframeError
 from nanoframe.models.gpt import as_ids
 from nanoframe.ops.activation import softmax_
 from nanoframe.random import default_generator
@@ -150,7 +150,8 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, stops, seed, 
                 cache.reset(start=w0)
                 logits = model(ids[:, w0:], last_only=True, cache=cache)[0][:, -1, :]
             if not np.isfinite(logits).all():
-                raise ValueError("generate: the model produced NaN or inf logits (are its weights finite?)")
+                raise NanoframeError("generate: the model produced NaN or inf logits (are its weights finite and "
+                                     "of a sane size?)")
             tok = sample_next(logits, temperature, top_k, top_p, rng)        # (B,)
             tok = np.where(done, fill, tok)
             if stops.size:

@@ -114,6 +114,10 @@ def apply_lora(model, targets=DEFAULT_LORA_TARGETS, r=8, alpha=16, dropout=0.0):
     wrapped = []
     for name, module in list(model.named_modules()):
         if isinstance(module, Linear) and name and matches(name, cfg["targets"]):
+            if any(p is module.weight for n, p in model.named_parameters(remove_duplicate=False)
+                   if not n.startswith(name + ".")):
+                raise ConfigError(f"apply_lora: {name}'s weight is shared with another layer (tied to the token "
+                                  "embedding); an adapter on it cannot be merged back: leave it out of the targets")
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name)
             parent.add_module(child, LoRALinear(module, cfg["r"], cfg["alpha"], cfg["dropout"]))

@@ -132,6 +132,7 @@ def read_state(folder):
     for key in ("tokenizer_sha256", "data_meta_sha256", "tokenizer"):
         field(state, key, where, str, optional=True, none_ok=True, error=err)
     field(state, "world_size", where, int, optional=True, low=1, error=err)
+    field(state, "base", where, dict, optional=True, none_ok=True, error=err)
     lora = field(state, "lora", where, dict, optional=True, none_ok=True, error=err)
     if lora is not None:
         from nanoframe.nn.lora import lora_config

@@ -171,9 +171,7 @@ def _start(run, base, data, hf, tokenizer, lora, freeze_patterns, freeze_layers,
     from nanoframe.nn.lora import apply_lora, lora_config
     from nanoframe.training.trainer import Trainer
 
-    if run.list_checkpoints():
-        raise CheckpointError(f"{run.root} already holds a run: resume it, or choose another folder for a new run")
-    run.reset()
+    run.reset()                          # refused if the folder holds trained weights
     if lora is not None and (freeze_patterns or freeze_layers or freeze_embeddings):
         raise ConfigError("LoRA already freezes the base model; do not combine it with freezing options")
     mode = "lora" if lora is not None else "frozen" if (freeze_patterns or freeze_layers or freeze_embeddings) else "full"
@@ -231,9 +229,7 @@ def _resume(run, model_overrides, train_overrides, show_progress, log):
         raise CheckpointError(f"{run.root} is {what}: "
                               + ("resume it as a pretraining run" if config["kind"] == "pretrain"
                                  else "it cannot be resumed as a fine-tune"))
-    if not run.list_checkpoints():
-        raise CheckpointError(f"cannot resume {run.root}: it has no checkpoint yet (it was interrupted before the first); "
-                              "start it again from the beginning")
+    run.check_resumable(config, train_overrides or {})
     changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)
     if changed:
         raise ConfigError(f"the run in {run.root} has another model config; cannot change {changed} on resume")
@@ -252,7 +248,7 @@ def _resume(run, model_overrides, train_overrides, show_progress, log):
     data_dir = run.data_dir(config)           # before anything else reads config["data"]
     block, batch = model.config.block_size, train_cfg.batch_size
     if config["data"]["kind"] == "instructions":
-        data_obj = D.InstructionData.load(data_dir, batch, train_cfg.seed, model.config.vocab_size)
+        data_obj = D.InstructionData.load(data_dir, batch, train_cfg.seed, model.config.vocab_size, block)
     else:
         run.check_data(config, data_dir)
         data_obj = D.TokenData(data_dir, block, batch, seed=train_cfg.seed)
@@ -308,7 +304,11 @@ def merge(base, adapter, out, *, tokenizer=None, force=False, log=_log):
     from nanoframe.training.lora import load_adapter_tensors, read_adapter
 
     out_run, adapter = Run(out), Path(adapter)
-    if not out_run.is_empty():
+    hf = is_hf_folder(base)
+    adapter_file = adapter if adapter.is_file() else open_checkpoint(adapter)[1] / "model.safetensors"
+    identity = {"base_weights_sha256": file_sha256(_weights_file(base, hf)), "adapter_sha256": file_sha256(adapter_file)}
+    if not out_run.is_empty() and not (out_run.exists() and (out_run.trained_step() is None
+                                                             or _same_merge(out_run, identity))):
         raise CheckpointError(f"{out} exists and is not empty; choose a new folder for the merged model")
     if adapter.is_file():
         lcfg, tensors, meta = read_adapter(adapter)
@@ -324,8 +324,9 @@ def merge(base, adapter, out, *, tokenizer=None, force=False, log=_log):
         tensors = {k: v for k, v in load_safetensors(folder / "model.safetensors").items()
                    if k.endswith((".lora_A", ".lora_B"))}
         recorded = (astate.get("base") or {}).get("weights_sha256")
-    hf = is_hf_folder(base)
     with out_run:                # refused at once if another merge writes there
+        if not _same_merge(out_run, identity):
+            out_run.reset()      # what an interrupted merge left (it wrote no best/ yet)
         model, tok, base_info = load_base(base, hf=hf, tokenizer=tokenizer if hf else None)
         if recorded and base_info["weights_sha256"] != recorded:
             if not force:
@@ -335,10 +336,32 @@ def merge(base, adapter, out, *, tokenizer=None, force=False, log=_log):
         apply_lora(model, **lcfg)
         load_adapter_tensors(model, tensors, str(adapter))
         merge_lora(model)
+        for name, p in model.named_parameters():
+            if not np.isfinite(p.array).all():
+                raise CheckpointError(f"merging {adapter} gives non-finite weights in {name} (is its LoRA alpha "
+                                      f"{lcfg['alpha']:g} sane?); nothing was written")
         save_run(out_run, model, tok, kind="merge",
-                 extra_config={"merge": {"base": base_info, "adapter": str(adapter.resolve()), "lora": lcfg}},
+                 extra_config={"merge": {"base": base_info, "adapter": str(adapter.resolve()), "lora": lcfg,
+                                         **identity}},
                  extra_state={"base": base_info})
     return {"run": str(out_run.root), "model": model, "tokenizer": tok, "base": base_info}
+
+
+def _weights_file(base, hf):
+    """The weights file a base is loaded from (what its identity hash is taken of)."""
+    if hf:
+        return Path(base) / "model.safetensors"
+    return open_checkpoint(base)[1] / "model.safetensors"
+
+
+def _same_merge(run, identity):
+    """True when `run` is a merge of this very base and adapter (a killed merge run again: the
+    result is the same, so it may be written again)."""
+    try:
+        merge = run.read_config().get("merge") if run.config_path.is_file() else None
+    except CheckpointError:
+        return False
+    return isinstance(merge, dict) and all(merge.get(k) == v for k, v in identity.items())
 
 
 def generate_completion(model, tokenizer, prompt, max_new_tokens=32):

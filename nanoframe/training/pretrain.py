@@ -42,9 +42,7 @@ def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vo
     preset = PRESETS[preset or ("default" if not data and not data_dir else "tiny")]
     run.check_writable_target()
     with run:
-        if run.list_checkpoints():
-            raise CheckpointError(f"{out} already holds a run: resume it, or choose another folder for a new run")
-        run.reset()
+        run.reset()                      # refused if the folder holds trained weights
         if data_dir is None:
             data_dir = run.own_data_dir
             train, val, source = _corpus(data, glob)
@@ -74,9 +72,7 @@ def _resume(run, data_dir, model_overrides, train_overrides, show_progress, log)
         config = run.read_config()
         if config["kind"] != "pretrain":
             raise CheckpointError(f"{run.root} is a {config['kind']} run: resume it as a fine-tune")
-        if not run.list_checkpoints():
-            raise CheckpointError(f"cannot resume {run.root}: it has no checkpoint yet (it was interrupted before the first); "
-                                  "start it again from the beginning")
+        run.check_resumable(config, train_overrides)
         if config.get("legacy"):
             config = migrate_legacy(run, config)
         changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)

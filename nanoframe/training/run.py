@@ -19,9 +19,11 @@ interrupted best/ swap, a partial last line of metrics.jsonl is dropped with a w
 folders in checkpoints/ are ignored, and a damaged latest checkpoint falls back to the one before.
 """
 import json
+import math
 import os
 import re
 import shutil
+import stat
 import warnings
 from pathlib import Path
 
@@ -95,12 +97,14 @@ class Run:
             return True
         return bool(self.list_checkpoints()) or ckpt.is_complete(self.best_dir)
 
-    def check_writable_target(self, option="--out"):
+    def check_writable_target(self):
         """Refuse a folder that exists, is not empty and is not a nanoframe run."""
+        if self.root.is_symlink() and not self.root.exists():
+            raise CheckpointError(f"{self.root} is a symbolic link to {os.readlink(self.root)}, which does not exist")
         if self.root.exists() and not self.root.is_dir():
-            raise CheckpointError(f"{option} {self.root} is a file, not a folder")
+            raise CheckpointError(f"{self.root} is a file, not a folder")
         if self.root.is_dir() and not self.exists() and not self._only_prepared_data():
-            raise CheckpointError(f"{option} {self.root} exists, is not empty and is not a nanoframe run; "
+            raise CheckpointError(f"{self.root} exists, is not empty and is not a nanoframe run; "
                                   "choose another folder (nanoframe never writes into a folder it does not own)")
         if self.config_path.is_file():
             self.read_config()       # a damaged config.json is reported before anything is written
@@ -133,7 +137,7 @@ class Run:
             self._lock_file = _pid_lock(path)
             self.recover()
             return self
-        f = open(path, "a+")
+        f = _open_lock_file(path)
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -141,7 +145,7 @@ class Run:
             holder = f.read().strip()[:20]
             f.close()
             raise RunLockedError(f"{self.root} is in use by another nanoframe process (pid {holder or '?'}); "
-                                 "wait for it to finish or choose another --out") from None
+                                 "wait for it to finish or choose another folder") from None
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -235,9 +239,13 @@ class Run:
             raise CheckpointError(f"{self.config_path} records no data folder: the run cannot be resumed "
                                   "from the command line (pass --data-dir)")
         candidates = [self.root / data["dir"]] + ([Path(data["dir_absolute"])] if data.get("dir_absolute") else [])
-        for c in candidates:
-            if c.is_dir():
+        existing = [c for c in candidates if c.is_dir()]
+        recorded = data.get("meta_sha256")
+        for c in existing:           # a copied run may sit next to another project's folder of that name
+            if recorded and (c / "meta.json").is_file() and file_sha256(c / "meta.json") == recorded:
                 return c
+        if existing:
+            return existing[0]       # check_data says why it is not the one
         raise DataError(f"the data folder of {self.root} ({data['dir']}) is gone; give the data folder's new place to resume")
 
     def data_record(self, data_dir, kind, source=""):
@@ -251,9 +259,68 @@ class Run:
             record["meta_sha256"] = file_sha256(d / "meta.json")
         return record
 
+    def trained_step(self):
+        """The step of the weights this run could resume or is the product of (its newest step
+        checkpoint, or the best/ of a merge), or None. The best/ of an attempt interrupted before its
+        first step checkpoint does not count: that attempt cannot be resumed, only started again."""
+        last = self.last_step()
+        if last is not None:
+            return last
+        best = ckpt.readable(self.best_dir)
+        if best is None:
+            return None
+        try:
+            step = ckpt.read_state(best)["step"]
+        except CheckpointError:
+            return None
+        kind = None
+        if self.config_path.is_file():
+            try:
+                kind = self.read_config()["kind"]
+            except CheckpointError:
+                pass
+        return step if kind == "merge" else None
+
+    def check_fresh_start(self):
+        """Refuse to start a new run over one that holds trained weights."""
+        step = self.trained_step()
+        if step is not None:
+            raise CheckpointError(f"{self.root} already holds a run (weights of step {step}): resume it, or choose "
+                                  "another folder for a new run")
+
+    def check_resumable(self, config, train_overrides):
+        """Before anything is written for a resume: a step checkpoint to continue from, training
+        options that can apply from there (not a max_iters below it, not a seed it would ignore)."""
+        last = None
+        for folder in reversed(self.list_checkpoints()):   # the newest one a resume can start from
+            try:
+                last = ckpt.read_state(folder)["step"]
+                break
+            except CheckpointError:
+                continue
+        if last is None:
+            raise CheckpointError(f"cannot resume {self.root}: it has no step checkpoint yet (it was interrupted "
+                                  "before the first); start it again from the beginning")
+        if "max_iters" in train_overrides and train_overrides["max_iters"] < last:
+            raise ConfigError(f"max_iters {train_overrides['max_iters']} is below step {last}, which the run in "
+                              f"{self.root} has reached; give a larger max_iters to train on")
+        seed = (config.get("train") or {}).get("seed")
+        if "seed" in train_overrides and train_overrides["seed"] != seed:
+            raise ConfigError(f"the seed of {self.root} is {seed}; a resumed run continues from the random states of "
+                              "its checkpoint, so another seed would be ignored")
+
     def reset(self):
-        """Start over in a run that has no step checkpoint (an attempt interrupted before its first):
-        its best/, adapter and metrics go."""
+        """Start over in a run with nothing to resume (an attempt interrupted before its first step
+        checkpoint, or a merge interrupted before it wrote best/). The best/ such an attempt may have
+        written is kept as best.interrupted (with a warning), never deleted; the rest goes."""
+        self.check_fresh_start()
+        best = ckpt.readable(self.best_dir)
+        if best is not None and ckpt.read_state(best)["step"] > 0:
+            kept = self.root / (BEST + ".interrupted")
+            shutil.rmtree(kept, ignore_errors=True)
+            os.replace(best, kept)
+            warn(f"kept the best weights of the interrupted attempt (step {ckpt.read_state(kept)['step']}) "
+                 f"as {kept}")
         for name in (BEST, BEST + ".old", BEST + ".tmp"):
             shutil.rmtree(self.root / name, ignore_errors=True)
         self.adapter_path.unlink(missing_ok=True)
@@ -288,19 +355,18 @@ class Run:
         if not path.is_file():
             return []
         records = []
-        raw = path.read_bytes()
-        lines = raw.split(b"\n")
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            last = lineno == len(lines)          # no newline after it: cut off mid-write
-            try:
-                rec = json.loads(line.decode("utf-8"))
-                field(rec, "step", f"{path}:{lineno}", int, low=0)
-            except (ValueError, RecursionError):
-                warn(f"{path}:{lineno}: {'dropped a partial last line' if last else 'skipped a malformed line'}")
-                continue
-            records.append(rec)
+        with open(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                last = not line.endswith(b"\n")     # no newline after it: cut off mid-write
+                try:
+                    rec = json.loads(line.decode("utf-8"))
+                    field(rec, "step", f"{path}:{lineno}", int, low=0)
+                except (ValueError, RecursionError):
+                    warn(f"{path}:{lineno}: {'dropped a partial last line' if last else 'skipped a malformed line'}")
+                    continue
+                records.append(rec)
         return records
 
     def truncate_metrics(self, step):
@@ -346,6 +412,10 @@ class Run:
                 continue
             if failed is not None:
                 warn(f"resuming from {folder} instead of the damaged {failed}")
+                for newer in found[found.index(folder) + 1:]:
+                    damaged = newer.with_name(newer.name + ".damaged")      # kept, but never latest again
+                    if not damaged.exists():
+                        os.replace(newer, damaged)
             return folder, state
         raise CheckpointError(f"no checkpoint of {self.root} can be loaded (the newest, {found[-1]}, and every "
                               "earlier one are damaged)")
@@ -435,6 +505,10 @@ def load_for_inference(path, merge=False):
     if config is None:
         raise CheckpointError(f"{folder} is not inside a run folder with its {TOKENIZER}")
     tok = run.load_tokenizer(state.get("tokenizer_sha256"), config)
+    frozen = set((config.get("finetune") or {}).get("frozen") or ())
+    for name, p in model.named_parameters():         # a frozen fine-tune reports what it trained
+        if name in frozen:
+            p.requires_grad_(False)
     if tok.vocab_size > model.config.vocab_size:
         raise CheckpointError(f"{run.tokenizer_path} has {tok.vocab_size} tokens but the model only "
                               f"{model.config.vocab_size}")
@@ -452,6 +526,9 @@ def _validate_config(config, where):
     err = CheckpointError
     if not isinstance(config, dict):
         raise err(f"{where}: expected a JSON object, got {type(config).__name__}")
+    bad = _non_finite(config)
+    if bad:
+        raise err(f"{where}: field {bad!r} is not a finite number")
     if not config.get("legacy"):
         field(config, "format", where, str, choices={FORMAT}, error=err)
         field(config, "version", where, int, choices={VERSION}, error=err)
@@ -473,14 +550,30 @@ def _validate_config(config, where):
         field(data, "dir", f"{where}: data", str, error=err)
         for key in ("dir_absolute", "meta_sha256", "source"):
             field(data, key, f"{where}: data", str, optional=True, none_ok=True, error=err)
-    ft = field(config, "finetune", where, dict, optional=True, none_ok=True, error=err)
+    ft = field(config, "finetune", where, dict, optional=config["kind"] != "finetune",
+               none_ok=config["kind"] != "finetune", error=err)
     if ft is not None:
         field(ft, "mode", f"{where}: finetune", str, choices={"full", "frozen", "lora"}, error=err)
-        field(ft, "frozen", f"{where}: finetune", list, optional=True, error=err)
+        frozen = field(ft, "frozen", f"{where}: finetune", list, optional=True, default=[], error=err)
+        if not all(isinstance(n, str) for n in frozen):
+            raise err(f"{where}: finetune: field 'frozen' must be a list of parameter names, "
+                      f"got {bounded(repr(frozen), 80)}")
         field(ft, "val_fraction", f"{where}: finetune", float, optional=True, low=0.0, high=0.9, error=err)
         base = field(ft, "base", f"{where}: finetune", dict, error=err)
         field(base, "kind", f"{where}: finetune.base", str, choices={"nanoframe", "hf"}, error=err)
         field(base, "weights_sha256", f"{where}: finetune.base", str, optional=True, error=err)
+
+
+def _non_finite(node, path=""):
+    """The dotted path of the first NaN or inf anywhere in a JSON value, or None."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return path or "<root>"
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
 
 
 def _from_legacy(raw):
@@ -512,6 +605,20 @@ def migrate_legacy(run, config):
                              "tokenizer": {"file": TOKENIZER, "sha256": sha},
                              "data": run.data_record(data_dir, "tokens") if data_dir.is_dir()
                              else {"kind": "tokens", "dir": str(data_dir)}})
+
+
+def _open_lock_file(path):
+    """The lock file opened for reading and writing, created if missing; never through a symlink
+    (a planted link would make the pid overwrite another file) and never anything but a regular file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as e:
+        raise CheckpointError(f"cannot open the lock file {path}: {e.strerror}"
+                              + (" (it is a symbolic link; remove it)" if os.path.islink(path) else "")) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CheckpointError(f"the lock file {path} is not a regular file; remove it")
+    return os.fdopen(fd, "r+")
 
 
 def _pid_lock(path):

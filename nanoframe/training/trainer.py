@@ -177,6 +177,10 @@ class Trainer:
     def maybe_evaluate(self):
         """Evaluate, log, keep the best weights; return True when early stopping says stop."""
         val_loss = self.evaluate()
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"the validation loss is {val_loss} at step {self.step}; stopping. The last good "
+                                f"checkpoint is left intact in {self.run.root} (try a lower lr; or the validation "
+                                "data has no target to score)")
         GEMM_PEAK.measure()
         self.log({"step": self.step, "val_loss": val_loss})
         if val_loss < self.best_val_loss:
@@ -192,7 +196,7 @@ class Trainer:
     def _acquire(self):
         """Lock the run unless the caller (the CLI, finetune) already holds its lock."""
         if not self.run.locked:
-            self.run.check_writable_target("run folder")
+            self.run.check_writable_target()
             self.run.lock()
             self._owns_lock = True
 

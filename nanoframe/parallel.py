@@ -42,9 +42,9 @@ _local = threading.local()    # .in_region: this thread is running a chunk of a 
 
 class _Task:
     """One chunk fn(a, b) of a region. Whoever takes `claim` first runs it: the worker it was posted
-    to, or the caller once its own chunk is done and the worker has not started (asleep, or not
-    given a core by a busy OS). So a late worker never makes a region slower than running it
-    serially; on a quiet machine the worker takes its chunk long before the caller is done."""
+    to, or the caller once its own chunk is done and the worker has not started (still waking, or
+    not given a core or the GIL by a busy machine). A worker that has not started never holds a
+    region up; on a quiet machine it takes its chunk long before the caller is done."""
 
     __slots__ = ("fn", "a", "b", "claim", "done", "outcome")
 
@@ -78,25 +78,28 @@ class _Task:
         return self.outcome
 
 
+_STOP = object()   # the task that ends a worker's thread
+
+
 class _Worker:
     """A daemon thread that runs posted chunks. The hand-over is plain locks, cheaper than a round
     trip through concurrent.futures (Future, queue, condition): benchmarks/bench_threads.py --handoff."""
 
     def __init__(self):
-        self._go = threading.Lock()                    # released by post(): a task is waiting
+        self._go = threading.Lock()                    # released to wake the thread
         self._go.acquire()
-        self._idle = threading.Lock()                  # held from post() until the worker took the task up
-        self._task = None
+        self._idle = threading.Lock()                  # held from a wake-up call until the thread took it
+        self._task = None                              # the newest task posted
         threading.Thread(target=self._loop, daemon=True, name="nanoframe-worker").start()
 
     def _loop(self):
         _local.in_region = True
         while True:
             self._go.acquire()
-            task, self._task = self._task, None
-            if task is None:                           # stop()
+            task = self._task
+            if task is _STOP:
                 return
-            if task.claim.acquire(blocking=False):     # not taken back by the caller meanwhile
+            if task.claim.acquire(blocking=False):     # not run by the caller meanwhile
                 task.outcome = task.run()
                 self._idle.release()                   # ready before the caller is woken below
                 task.done.release()
@@ -104,17 +107,15 @@ class _Worker:
                 self._idle.release()
 
     def post(self, task):
-        """Hand task over; False (nothing posted) while the worker has not yet taken up the task of
-        an earlier region (it woke late and the caller ran that chunk itself)."""
-        if not self._idle.acquire(blocking=False):
-            return False
+        """Hand task over. A thread that has not woken up yet for an earlier task (which the caller
+        then ran itself) takes this newest one when it does."""
         self._task = task
-        self._go.release()
-        return True
+        if self._idle.acquire(blocking=False):         # else a wake-up call is still pending
+            self._go.release()
 
     def stop(self):
-        self._idle.acquire()                           # wait until it took up any earlier task
-        self._task = None
+        self._idle.acquire()                           # no wake-up call pending: it waits for the next
+        self._task = _STOP
         self._go.release()
 
 
@@ -232,7 +233,7 @@ def parallel_for(fn, n, work_per_item=1):
                 bounds[1] = min(n - 1, max(1, round(n * min(share, 0.75))))
             tasks = [_Task(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
             for w, task in zip(_workers, tasks):
-                w.post(task)                           # a worker still busy gets none: its task stays here
+                w.post(task)
             try:
                 first = fn(bounds[0], bounds[1])
             except BaseException:

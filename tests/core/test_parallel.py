@@ -1,6 +1,7 @@
 """nanoframe.parallel: chunking, fallbacks, errors, and ops that give the same numbers on 1 or 2 threads."""
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -107,20 +108,30 @@ def test_the_caller_runs_a_chunk_whose_worker_has_not_started(threads, always_pa
     assert not late.posted[0].claim.acquire(blocking=False)   # a worker waking now finds it taken
 
 
-@needs_blas
-def test_a_worker_still_busy_from_an_earlier_region_gets_no_task(threads, always_parallel):
-    threads(2)
-    par.parallel_for(lambda a, b: None, 4)            # the worker exists
-    worker = par._workers[0]
-    assert worker._idle.acquire(timeout=10)           # as if it had not yet taken up an earlier task
+def test_a_worker_that_woke_late_takes_the_newest_task():
+    """A worker whose wake-up call is still pending when the next region posts (the caller ran the
+    earlier chunk itself) runs the newest chunk when it wakes, instead of nothing."""
+    worker = par._Worker()
+    ran = {}
+
+    def chunk(name):
+        def fn(a, b):
+            ran[name] = threading.current_thread() is not threading.main_thread()
+        return fn
+
+    first, second = par._Task(chunk("first"), 0, 1), par._Task(chunk("second"), 1, 2)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)                     # the worker cannot take the GIL from us meanwhile
     try:
-        seen, fn = _record()
-        assert par.parallel_for(fn, 4) == [(0, 2), (2, 4)]
-        assert seen == [(0, 2, True), (2, 4, True)]   # both chunks on the caller, nothing posted
+        worker.post(first)
+        assert first.claim.acquire(blocking=False)    # the caller runs it: the worker has not woken
+        first.outcome = first.run()
+        worker.post(second)                           # while the first wake-up call is still pending
     finally:
-        worker._idle.release()
-    seen, fn = _record()
-    assert par.parallel_for(fn, 4) == [(0, 2), (2, 4)]   # and it takes tasks again afterwards
+        sys.setswitchinterval(interval)
+    assert second.wait() == (True, None)
+    assert ran == {"first": False, "second": True}
+    worker.stop()
 
 
 @needs_blas

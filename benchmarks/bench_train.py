@@ -1,12 +1,21 @@
-"""Training throughput: nanoframe beside PyTorch (CPU) on the same GPT shapes, in one run.
+"""Training throughput: nanoframe beside PyTorch (CPU) on the same GPT shapes.
 
     python benchmarks/bench_train.py --config tiny        # or bpe, small, all
     python benchmarks/bench_train.py --config all --markdown
+    python benchmarks/bench_train.py --config tiny --baseline /path/to/older/checkout
+    python benchmarks/bench_train.py --config tiny --same-process 1
 
-Each framework runs in its own subprocess (clean peak-memory numbers, no thread-pool interference)
-for --steps timed training steps after warmup: forward, backward, clip, AdamW. Also printed: the
-"matmul floor" (time of the step's matrix multiplies alone through NumPy's BLAS) and MFU (achieved
-FLOP/s over this machine's measured float32 GEMM peak).
+Each framework runs in its own fresh subprocess (clean peak-memory numbers, no thread-pool
+interference between the two) for --steps timed training steps after warmup: forward, backward,
+clip, AdamW, zero_grad. The runs alternate, reversed every other round, so that a change in the
+machine's load hits both alike; the median run is kept. Reported per framework: wall-clock
+tokens/s and CPU time per step (all threads of the process); the "matmul floor" (the step's matrix
+multiplies alone through NumPy's BLAS) and nanoframe's share of it; MFU (achieved FLOP/s over
+this machine's measured float32 GEMM peak); the load average over the runs.
+
+--baseline DIR runs a second nanoframe (the package in DIR, e.g. the commit before a change) in
+the same alternation. --same-process N also runs both frameworks inside one process, alternating
+blocks of N steps, to show how that changes the ratio (benchmarks/RESULTS.md explains why).
 """
 import argparse
 import json
@@ -72,7 +81,22 @@ def matmul_floor(L, nh, C, T, B, V, repeats=5):
     return min(_timeit(step) for _ in range(repeats))
 
 
-def run_nanoframe(L, nh, C, T, B, V, steps, warmup):
+def _timed_steps(step, make_batch, steps, warmup):
+    """Run warmup + steps training steps; {"wall": [...], "cpu": [...]} seconds of the timed ones.
+    CPU time is the whole process's (every thread), from time.process_time."""
+    wall, cpu = [], []
+    for i in range(warmup + steps):
+        x, y = make_batch()
+        t, c = time.perf_counter(), time.process_time()
+        step(x, y)
+        if i >= warmup:
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    return {"wall": wall, "cpu": cpu}
+
+
+def nanoframe_step(L, nh, C, T, B, V):
+    """(step(x, y), make_batch()) for nanoframe: forward, backward, clip, AdamW, zero_grad."""
     import nanoframe
     from nanoframe.models import GPT, GPTConfig
     from nanoframe.nn.utils import clip_grad_norm_
@@ -83,22 +107,19 @@ def run_nanoframe(L, nh, C, T, B, V, steps, warmup):
     opt = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99))
     params = [p for g in opt.param_groups for p in g["params"]]
     rng = np.random.default_rng(0)
-    times = []
-    for i in range(warmup + steps):
-        x = rng.integers(0, V, (B, T))
-        y = rng.integers(0, V, (B, T))
-        t = time.perf_counter()
+
+    def step(x, y):
         _, loss = model(x, y)
         loss.backward()
         clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad()
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return times
+
+    return step, lambda: (rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T)))
 
 
-def run_torch(L, nh, C, T, B, V, steps, warmup):
+def torch_step(L, nh, C, T, B, V):
+    """(step(x, y), make_batch()) for PyTorch, the same loop on benchmarks/torch_gpt.py's model."""
     import torch
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from torch_gpt import TorchGPT
@@ -107,75 +128,133 @@ def run_torch(L, nh, C, T, B, V, steps, warmup):
     model = TorchGPT(V, T, L, nh, C)
     opt = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99))
     rng = np.random.default_rng(0)
-    times = []
-    for i in range(warmup + steps):
-        x = torch.from_numpy(rng.integers(0, V, (B, T)))
-        y = torch.from_numpy(rng.integers(0, V, (B, T)))
-        t = time.perf_counter()
+
+    def step(x, y):
         _, loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return times
+
+    def make_batch():
+        return torch.from_numpy(rng.integers(0, V, (B, T))), torch.from_numpy(rng.integers(0, V, (B, T)))
+
+    return step, make_batch
+
+
+def run_nanoframe(L, nh, C, T, B, V, steps, warmup):
+    return _timed_steps(*nanoframe_step(L, nh, C, T, B, V), steps, warmup)
+
+
+def run_torch(L, nh, C, T, B, V, steps, warmup):
+    return _timed_steps(*torch_step(L, nh, C, T, B, V), steps, warmup)
 
 
 def worker(framework, config, steps, warmup):
     L, nh, C, T, B, V = CONFIGS[config]
-    if framework == "nanoframe":
-        times = run_nanoframe(L, nh, C, T, B, V, steps, warmup)
-    else:
-        times = run_torch(L, nh, C, T, B, V, steps, warmup)
-    out = {"step_s": float(np.median(times)),
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    load = os.getloadavg()[0]
+    run = run_torch if framework == "torch" else run_nanoframe
+    times = run(L, nh, C, T, B, V, steps, warmup)
+    out = {"step_s": float(np.median(times["wall"])), "cpu_s": float(np.median(times["cpu"])),
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "load": [load, os.getloadavg()[0]]}
     if framework == "nanoframe":
         out["floor_s"] = matmul_floor(L, nh, C, T, B, V)
         out["peak_flops"] = gemm_peak()
     print(json.dumps(out))
 
 
-def thread_env(threads):
+def same_process_worker(config, steps, warmup, block):
+    """Both frameworks in ONE process, alternating blocks of `block` steps (the way the issue's
+    interleaved figures were taken): prints each one's median step time and CPU time."""
+    L, nh, C, T, B, V = CONFIGS[config]
+    loops = {"nanoframe": nanoframe_step(L, nh, C, T, B, V), "torch": torch_step(L, nh, C, T, B, V)}
+    times = {fw: {"wall": [], "cpu": []} for fw in loops}
+    for fw, (step, make_batch) in loops.items():
+        _timed_steps(step, make_batch, 0, warmup)
+    load = os.getloadavg()[0]
+    for _ in range(-(-steps // block)):
+        for fw, (step, make_batch) in loops.items():
+            t = _timed_steps(step, make_batch, block, 0)
+            times[fw]["wall"] += t["wall"]
+            times[fw]["cpu"] += t["cpu"]
+    print(json.dumps({fw: {"step_s": float(np.median(t["wall"])), "cpu_s": float(np.median(t["cpu"])),
+                           "load": [load, os.getloadavg()[0]]} for fw, t in times.items()}))
+
+
+def thread_env(threads, pythonpath=None):
     """The environment for a worker: BLAS / OpenMP thread counts pinned to `threads` if given, for
-    both frameworks alike (NumPy's OpenBLAS and torch's OpenMP pool); None keeps each default."""
+    both frameworks alike (NumPy's OpenBLAS and torch's OpenMP pool); None keeps each default.
+    pythonpath, if given, is put first on PYTHONPATH (a baseline nanoframe checkout)."""
     env = dict(os.environ)
     if threads:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
 
 
-def measure(framework, config, steps, warmup, threads=None):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--config", config,
-           "--steps", str(steps), "--warmup", str(warmup)]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(threads))
+def measure(framework, config, steps, warmup, threads=None, baseline=None, same_process=0):
+    """One fresh worker process; its JSON result, or None when torch is not installed."""
+    kind = "baseline" if framework == "baseline" else framework
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "nanoframe" if kind == "baseline" else kind,
+           "--config", config, "--steps", str(steps), "--warmup", str(warmup)]
+    if same_process:
+        cmd += ["--same-process", str(same_process)]
+    res = subprocess.run(cmd, capture_output=True, text=True,
+                         env=thread_env(threads, baseline if kind == "baseline" else None))
     if res.returncode != 0:
-        if framework == "torch" and "No module named 'torch'" in res.stderr:
+        if "No module named 'torch'" in res.stderr:
             return None
         raise RuntimeError(f"{framework} worker failed:\n{res.stderr}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def table(rows):
-    head = ("| config (L, nh, C, T, B, V) | nanoframe tok/s | PyTorch tok/s | ratio | matmul floor tok/s "
-            "| nanoframe MFU | PyTorch MFU | peak RSS nanoframe / PyTorch (MB) |")
-    lines = [head, "|" + "---|" * 8]
-    for name, nf, pt in rows:
+def _median_run(rs, key="step_s"):
+    return sorted(rs, key=lambda r: r[key])[len(rs) // 2] if rs else None
+
+
+def table(rows, baseline=False):
+    head = ("| config (L, nh, C, T, B, V) | nanoframe tok/s | PyTorch tok/s | ratio | ratio of CPU time "
+            "| matmul floor tok/s | nanoframe of floor | nanoframe MFU | PyTorch MFU "
+            "| peak RSS nanoframe / PyTorch (MB) | load |")
+    if baseline:
+        head += " baseline tok/s | nanoframe / baseline | CPU ms/step nanoframe / baseline |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, nf, pt, base in rows:
         L, nh, C, T, B, V = CONFIGS[name]
         tokens, fpt = B * T, flops_per_token(L, C, T, V)
         nf_tps, floor_tps = tokens / nf["step_s"], tokens / nf["floor_s"]
         peak = nf["peak_flops"]
+        loads = [x for r in (nf, pt, base) if r for x in r["load"]]
         if pt:
             pt_tps = tokens / pt["step_s"]
-            pt_cols = (f"{pt_tps:,.0f}", f"{nf_tps / pt_tps:.2f}", f"{100 * pt_tps * fpt / peak:.1f}%",
-                       f"{pt['peak_rss_mb']:,.0f}")
+            pt_cols = (f"{pt_tps:,.0f}", f"{nf_tps / pt_tps:.2f}", f"{pt['cpu_s'] / nf['cpu_s']:.2f}",
+                       f"{100 * pt_tps * fpt / peak:.1f}%", f"{pt['peak_rss_mb']:,.0f}")
         else:
-            pt_cols = ("-", "-", "-", "-")
-        lines.append(
-            f"| {name} ({L}, {nh}, {C}, {T}, {B}, {V}) | {nf_tps:,.0f} | {pt_cols[0]} | {pt_cols[1]} | "
-            f"{floor_tps:,.0f} | {100 * nf_tps * fpt / peak:.1f}% | {pt_cols[2]} | "
-            f"{nf['peak_rss_mb']:,.0f} / {pt_cols[3]} |")
+            pt_cols = ("-",) * 5
+        line = (f"| {name} ({L}, {nh}, {C}, {T}, {B}, {V}) | {nf_tps:,.0f} | {pt_cols[0]} | {pt_cols[1]} | "
+                f"{pt_cols[2]} | {floor_tps:,.0f} | {100 * nf_tps / floor_tps:.0f}% | "
+                f"{100 * nf_tps * fpt / peak:.1f}% | {pt_cols[3]} | {nf['peak_rss_mb']:,.0f} / {pt_cols[4]} | "
+                f"{min(loads):.1f}-{max(loads):.1f} |")
+        if baseline:
+            b_tps = tokens / base["step_s"]
+            line += (f" {b_tps:,.0f} | {nf_tps / b_tps:.2f} | "
+                     f"{1e3 * nf['cpu_s']:.1f} / {1e3 * base['cpu_s']:.1f} |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def same_process_table(rows):
+    lines = ["| config | separate processes: ratio (CPU-time ratio) | one process, alternating blocks: ratio "
+             "(CPU-time ratio) | load |", "|---|---|---|---|"]
+    for name, sep_nf, sep_pt, both in rows:
+        one_nf, one_pt = both["nanoframe"], both["torch"]
+        loads = [x for r in (sep_nf, sep_pt, one_nf) for x in r["load"]]
+        lines.append(f"| {name} | {sep_pt['step_s'] / sep_nf['step_s']:.2f} ({sep_pt['cpu_s'] / sep_nf['cpu_s']:.2f}) | "
+                     f"{one_pt['step_s'] / one_nf['step_s']:.2f} ({one_pt['cpu_s'] / one_nf['cpu_s']:.2f}) | "
+                     f"{min(loads):.1f}-{max(loads):.1f} |")
     return "\n".join(lines)
 
 
@@ -187,30 +266,59 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="runs per framework (alternating); the median is kept")
     ap.add_argument("--threads", type=int, default=None,
                     help="BLAS/OpenMP threads for both frameworks (default: each library's own default)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run the nanoframe found in DIR (e.g. an older checkout) in the same alternation")
+    ap.add_argument("--same-process", type=int, default=0, metavar="N",
+                    help="also run both frameworks in one process, alternating blocks of N steps, and "
+                         "compare that ratio with the separate-process one")
     ap.add_argument("--markdown", action="store_true", help="print only the table")
     ap.add_argument("--worker", choices=["nanoframe", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker and args.same_process:
+        return same_process_worker(args.config, args.steps, args.warmup, args.same_process)
     if args.worker:
         return worker(args.worker, args.config, args.steps, args.warmup)
-    rows = []
+    if args.baseline and not os.path.isdir(os.path.join(args.baseline, "nanoframe")):
+        ap.error(f"--baseline {args.baseline}: no nanoframe package in that folder")
+    baseline = os.path.abspath(args.baseline) if args.baseline else None
+    frameworks = ["nanoframe", "torch"] + (["baseline"] if baseline else []) + (["both"] if args.same_process else [])
+    rows, same_rows = [], []
     for name in CONFIGS if args.config == "all" else [args.config]:
-        runs = {"nanoframe": [], "torch": []}
-        for _ in range(args.repeats):        # alternate the two, so that load changes hit both alike
-            for fw in runs:
-                r = measure(fw, name, args.steps, args.warmup, args.threads)
-                if r:
-                    runs[fw].append(r)
-        results = {fw: sorted(rs, key=lambda r: r["step_s"])[len(rs) // 2] if rs else None
-                   for fw, rs in runs.items()}
+        runs = {fw: [] for fw in frameworks}
+        for r in range(args.repeats):       # alternate, reversed every other round, so load changes hit all alike
+            for fw in (frameworks if r % 2 == 0 else frameworks[::-1]):
+                if fw == "both":
+                    res = measure("torch", name, args.steps, args.warmup, args.threads, same_process=args.same_process)
+                else:
+                    res = measure(fw, name, args.steps, args.warmup, args.threads, baseline)
+                if res:
+                    runs[fw].append(res)
+                    if not args.markdown:
+                        shown = res if fw != "both" else {k: round(v["step_s"] * 1e3, 1) for k, v in res.items()}
+                        print(f"{name} round {r} {fw}: {shown.get('step_s', shown)} (load {os.getloadavg()[0]:.2f})",
+                              file=sys.stderr)
+        results = {fw: _median_run(rs) for fw, rs in runs.items() if fw != "both"}
         if not args.markdown:
-            for fw, r in results.items():
-                ms = f"{r['step_s'] * 1000:.1f} ms/step (median of {len(runs[fw])} runs)" if r else "not installed"
+            for fw, res in results.items():
+                ms = (f"{res['step_s'] * 1000:.1f} ms/step, {res['cpu_s'] * 1000:.1f} ms CPU (median of "
+                      f"{len(runs[fw])} runs)" if res else "not installed")
                 print(f"{name}: {fw} {ms}", file=sys.stderr)
-        rows.append((name, results["nanoframe"], results["torch"]))
-    print(table(rows))
+        rows.append((name, results["nanoframe"], results["torch"], results.get("baseline")))
+        if args.same_process and runs["both"] and results["torch"]:
+            both = {fw: {"step_s": float(np.median([r[fw]["step_s"] for r in runs["both"]])),
+                         "cpu_s": float(np.median([r[fw]["cpu_s"] for r in runs["both"]])),
+                         "load": [x for r in runs["both"] for x in r[fw]["load"]]} for fw in ("nanoframe", "torch")}
+            same_rows.append((name, results["nanoframe"], results["torch"], both))
+    print(table(rows, baseline=bool(baseline)))
     threads = f"{args.threads} (OPENBLAS/OMP_NUM_THREADS)" if args.threads else "library defaults"
-    print(f"\nthreads: {threads}; median of {args.repeats} runs per framework, {args.steps} steps each after "
-          f"{args.warmup} warmup steps.")
+    print(f"\nthreads: {threads}; median of {args.repeats} runs per framework, each in its own process, "
+          f"{args.steps} steps each after {args.warmup} warmup steps; ratio = nanoframe tok/s / PyTorch tok/s "
+          "(wall clock); ratio of CPU time = PyTorch's CPU time per step / nanoframe's (all threads); "
+          "load = the 1-minute load average over the runs.")
+    if same_rows:
+        print("\n" + same_process_table(same_rows))
+        print(f"\none process: both models built in one process, alternating blocks of {args.same_process} "
+              f"step(s); median of {args.repeats} such processes.")
 
 
 if __name__ == "__main__":

@@ -40,54 +40,82 @@ from nanoframe import runtime
 _local = threading.local()    # .in_region: this thread is running a chunk of a parallel region
 
 
+class _Task:
+    """One chunk fn(a, b) of a region. Whoever takes `claim` first runs it: the worker it was posted
+    to, or the caller once its own chunk is done and the worker has not started (still waking, or
+    not given a core or the GIL by a busy machine). A worker that has not started never holds a
+    region up; on a quiet machine it takes its chunk long before the caller is done."""
+
+    __slots__ = ("fn", "a", "b", "claim", "done", "outcome")
+
+    def __init__(self, fn, a, b):
+        self.fn, self.a, self.b = fn, a, b
+        self.claim = threading.Lock()
+        self.done = threading.Lock()                   # held until the worker has run the chunk
+        self.done.acquire()
+        self.outcome = None
+
+    def run(self):
+        """(True, result) or (False, exception) of fn(a, b)."""
+        try:
+            return True, self.fn(self.a, self.b)
+        except BaseException as e:                     # handed to the caller
+            return False, e
+
+    def wait(self):
+        """The outcome of a chunk the worker took. Waits for it to finish even through a
+        KeyboardInterrupt (re-raised afterwards): a chunk left running would still write into the
+        op's arrays during the next region."""
+        interrupted = None
+        while True:
+            try:
+                self.done.acquire()
+                break
+            except BaseException as e:                 # e.g. Ctrl-C while waiting
+                interrupted = e
+        if interrupted is not None:
+            raise interrupted
+        return self.outcome
+
+
+_STOP = object()   # the task that ends a worker's thread
+
+
 class _Worker:
-    """A daemon thread that runs one chunk at a time. The hand-over is two plain locks, cheaper
-    than a round trip through concurrent.futures (Future, queue, condition):
-    benchmarks/bench_threads.py --handoff."""
+    """A daemon thread that runs posted chunks. The hand-over is plain locks, cheaper than a round
+    trip through concurrent.futures (Future, queue, condition): benchmarks/bench_threads.py --handoff."""
 
     def __init__(self):
-        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go = threading.Lock()                    # released to wake the thread
         self._go.acquire()
-        self._done.acquire()
-        self._task = self._outcome = None
+        self._idle = threading.Lock()                  # held from a wake-up call until the thread took it
+        self._task = None                              # the newest task posted
         threading.Thread(target=self._loop, daemon=True, name="nanoframe-worker").start()
 
     def _loop(self):
         _local.in_region = True
         while True:
             self._go.acquire()
-            task, self._task = self._task, None
-            if task is None:                           # stop()
+            task = self._task
+            if task is _STOP:
                 return
-            fn, a, b = task
-            try:
-                self._outcome = (True, fn(a, b))
-            except BaseException as e:                 # handed to the caller by wait()
-                self._outcome = (False, e)
-            self._done.release()
+            if task.claim.acquire(blocking=False):     # not run by the caller meanwhile
+                task.outcome = task.run()
+                self._idle.release()                   # ready before the caller is woken below
+                task.done.release()
+            else:
+                self._idle.release()
 
-    def start(self, fn, a, b):
-        self._task = (fn, a, b)
-        self._go.release()
-
-    def wait(self):
-        """(ok, result or exception) of the started chunk. Waits for it to finish even through a
-        KeyboardInterrupt (re-raised afterwards): a chunk left running would still write into the
-        op's arrays, and the two locks would fall out of step for the next region."""
-        interrupted = None
-        while True:
-            try:
-                self._done.acquire()
-                break
-            except BaseException as e:                 # e.g. Ctrl-C while waiting
-                interrupted = e
-        outcome, self._outcome = self._outcome, None
-        if interrupted is not None:
-            raise interrupted
-        return outcome
+    def post(self, task):
+        """Hand task over. A thread that has not woken up yet for an earlier task (which the caller
+        then ran itself) takes this newest one when it does."""
+        self._task = task
+        if self._idle.acquire(blocking=False):         # else a wake-up call is still pending
+            self._go.release()
 
     def stop(self):
-        self._task = None
+        self._idle.acquire()                           # no wake-up call pending: it waits for the next
+        self._task = _STOP
         self._go.release()
 
 
@@ -203,21 +231,22 @@ def parallel_for(fn, n, work_per_item=1):
                 # the worker starts ~WAKE_UNITS of work late: hand the caller that much more
                 share = 0.5 + WAKE_UNITS / (2.0 * n * work_per_item)
                 bounds[1] = min(n - 1, max(1, round(n * min(share, 0.75))))
-            started, outcomes = [], []
+            tasks = [_Task(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+            for w, task in zip(_workers, tasks):
+                w.post(task)
             try:
-                for i in range(1, k):
-                    _workers[i - 1].start(fn, bounds[i], bounds[i + 1])
-                    started.append(_workers[i - 1])
                 first = fn(bounds[0], bounds[1])
-            finally:
-                interrupt = None
-                for w in started:                      # wait for every started chunk, even on an error
-                    try:
-                        outcomes.append(w.wait())
-                    except BaseException as e:         # an interrupt while waiting: after all chunks
-                        interrupt = interrupt or e
-                if interrupt is not None:
-                    raise interrupt
+            except BaseException:
+                for task in tasks:
+                    if task.claim.acquire(blocking=False):   # not started by a worker: cancelled
+                        task.done.release()
+                _wait_all(tasks)                       # and the started ones finish first
+                raise
+            for task in tasks:
+                if task.claim.acquire(blocking=False):  # no worker took it (yet): run it here
+                    task.outcome = task.run()
+                    task.done.release()
+            outcomes = _wait_all(tasks)
         finally:
             _local.in_region = False
             if _blas is not None:
@@ -228,6 +257,20 @@ def parallel_for(fn, n, work_per_item=1):
         return [first] + [value for _, value in outcomes]
     finally:
         _region.release()
+
+
+def _wait_all(tasks):
+    """The outcomes of every task, in order, waiting for those a worker runs; an interrupt while
+    waiting is re-raised only after all of them have finished."""
+    outcomes, interrupt = [], None
+    for task in tasks:
+        try:
+            outcomes.append(task.wait())
+        except BaseException as e:                     # an interrupt while waiting: after all chunks
+            interrupt = interrupt or e
+    if interrupt is not None:
+        raise interrupt
+    return outcomes
 
 
 def parallel(n, work_per_item=1):

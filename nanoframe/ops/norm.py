@@ -100,40 +100,42 @@ class LayerNormOp(Function):
         n, c = xhat.shape
         gy2 = gy.reshape(n, c)                         # (N, C)
         w = None if weight is None else weight.reshape(-1)
-        inv_c = np.full(c, 1.0 / c, dtype=xhat.dtype)
+        # mean_c(dnorm) = gy @ (w / c): a gemv on gy, so dnorm = gy * w is not read for it
+        w_c = np.full(c, 1.0 / c, dtype=xhat.dtype) if w is None else w * (1.0 / c)
         rows = _block_rows(n, c)
         n_blocks = -(-n // rows)
         gx = np.empty_like(xhat) if need_x else None
         gw_part = np.empty((n_blocks, c), dtype=xhat.dtype) if need_w else None  # per-block sums
         gb_part = np.empty((n_blocks, c), dtype=xhat.dtype) if need_b else None
+        ones = np.ones(rows, dtype=xhat.dtype) if need_b else None
 
         @parallel(n_blocks, work_per_item=rows * c)
         def _(k0, k1):
             if need_x:                                 # scratch, reused by every block
-                dnorm, tmp = np.empty((rows, c), dtype=xhat.dtype), np.empty((rows, c), dtype=xhat.dtype)
+                tmp = np.empty((rows, c), dtype=xhat.dtype)
                 m1, m2 = np.empty(rows, dtype=xhat.dtype), np.empty(rows, dtype=xhat.dtype)
             for k in range(k0, k1):
                 i, j = k * rows, min(k * rows + rows, n)
-                g, xh, r = gy2[i:j], xhat[i:j], j - i
+                g, xh, r, out = gy2[i:j], xhat[i:j], j - i, None if gx is None else gx[i:j]
                 if need_w:
                     np.einsum("nc,nc->c", g, xh, out=gw_part[k])          # dw = sum_n gy * xhat
                 if need_b:
-                    np.sum(g, axis=0, out=gb_part[k])                      # db = sum_n gy
+                    np.matmul(ones[:r], g, out=gb_part[k])                 # db = sum_n gy (a gemv)
                 if not need_x:
                     continue
                 # dx = rstd * (dnorm - mean_c(dnorm) - xhat * mean_c(dnorm * xhat)), dnorm = gy * w:
                 #   the direct path through xhat, then through the mean of x, then through the variance
-                d = dnorm[:r]
+                np.matmul(g, w_c, out=m1[:r])                              # mean_c(dnorm) (gemv)
+                d = out                                                    # dnorm, built in dx's rows
                 if w is not None:
                     np.multiply(g, w, out=d)
                 else:
                     d[...] = g
-                np.matmul(d, inv_c, out=m1[:r])                            # mean_c(dnorm) (gemv)
                 np.einsum("nc,nc->n", d, xh, out=m2[:r])
                 m2[:r] *= 1.0 / c                                          # mean_c(dnorm * xhat)
                 d -= m1[:r, None]
                 d -= np.multiply(xh, m2[:r, None], out=tmp[:r])
-                np.multiply(d, rstd[i:j], out=gx[i:j])
+                d *= rstd[i:j]
 
         gw = None if gw_part is None else gw_part.sum(axis=0).reshape(ctx.norm_shape)
         gb = None if gb_part is None else gb_part.sum(axis=0).reshape(ctx.norm_shape)

@@ -258,7 +258,8 @@ class Trainer:
             self.step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_sec:,.0f}",
-                            mfu=f"{100 * mfu:.1f}%", val=f"{self.last_val_loss or math.nan:.4f}")
+                            mfu=f"{100 * mfu:.1f}%", val=f"{self.last_val_loss or math.nan:.4f}",
+                            refresh=False)       # drawn by update()'s own timer, not each step
             if self.step % cfg.checkpoint_interval == 0 and self.step < cfg.max_iters:
                 self.save(self.last_val_loss)
             if cfg.max_time and time.perf_counter() - t_start > cfg.max_time:

@@ -1,6 +1,7 @@
 """nanoframe.parallel: chunking, fallbacks, errors, and ops that give the same numbers on 1 or 2 threads."""
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -17,6 +18,14 @@ from nanoframe.testing import gradcheck
 
 needs_blas = pytest.mark.skipif(runtime.blas_info().control is None,
                                 reason="nanoframe cannot set this NumPy's BLAS threads")
+
+
+def _workers_idle():
+    """Wait until every worker has taken up its last task (one the caller ran itself because the
+    worker woke late is taken up, and skipped, when the worker next gets the GIL)."""
+    for w in par._workers:
+        assert w._idle.acquire(timeout=10)
+        w._idle.release()
 
 
 @pytest.fixture
@@ -56,7 +65,73 @@ def test_chunks_cover_the_range_in_order(threads, always_parallel, n):
     assert out == [(0, n // 2), (n // 2, n)]                  # results in chunk order
     assert sorted((a, b) for a, b, _ in seen) == out
     assert [main for a, b, main in seen if a == 0] == [True]  # chunk 0 runs on the caller
-    assert [main for a, b, main in seen if a != 0] == [False]
+
+
+@needs_blas
+def test_the_worker_runs_its_chunk_while_the_caller_runs_its_own(threads, always_parallel):
+    threads(2)
+    _workers_idle()
+    worker_started = threading.Event()
+    seen = {}
+
+    def fn(a, b):
+        if a == 0:                                    # the caller's chunk outlasts the worker's wake-up
+            assert worker_started.wait(10)
+        else:
+            worker_started.set()
+        seen[a] = threading.current_thread() is threading.main_thread()
+        return a
+
+    assert par.parallel_for(fn, 4) == [0, 2]
+    assert seen == {0: True, 2: False}
+
+
+class _LateWorker:
+    """A worker that accepts a task and never gets a core: what a busy machine does to a sleeping one."""
+
+    def __init__(self):
+        self.posted = []
+
+    def post(self, task):
+        self.posted.append(task)
+        return True
+
+
+@needs_blas
+def test_the_caller_runs_a_chunk_whose_worker_has_not_started(threads, always_parallel, monkeypatch):
+    threads(2)
+    late = _LateWorker()
+    monkeypatch.setattr(par, "_workers", [late])
+    seen, fn = _record()
+    assert par.parallel_for(fn, 4) == [(0, 2), (2, 4)]        # the region does not wait for the worker
+    assert seen == [(0, 2, True), (2, 4, True)]
+    assert not late.posted[0].claim.acquire(blocking=False)   # a worker waking now finds it taken
+
+
+def test_a_worker_that_woke_late_takes_the_newest_task():
+    """A worker whose wake-up call is still pending when the next region posts (the caller ran the
+    earlier chunk itself) runs the newest chunk when it wakes, instead of nothing."""
+    worker = par._Worker()
+    ran = {}
+
+    def chunk(name):
+        def fn(a, b):
+            ran[name] = threading.current_thread() is not threading.main_thread()
+        return fn
+
+    first, second = par._Task(chunk("first"), 0, 1), par._Task(chunk("second"), 1, 2)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)                     # the worker cannot take the GIL from us meanwhile
+    try:
+        worker.post(first)
+        assert first.claim.acquire(blocking=False)    # the caller runs it: the worker has not woken
+        first.outcome = first.run()
+        worker.post(second)                           # while the first wake-up call is still pending
+    finally:
+        sys.setswitchinterval(interval)
+    assert second.wait() == (True, None)
+    assert ran == {"first": False, "second": True}
+    worker.stop()
 
 
 @needs_blas
@@ -241,11 +316,20 @@ class _Interrupt(Exception):
 def test_interrupt_while_waiting_still_waits_for_the_worker(threads, always_parallel):
     """A Ctrl-C while the caller waits must not leave the worker's chunk running into the next region."""
     threads(2)
+    _workers_idle()
     out = np.zeros(4)
+
+    worker_started = threading.Event()
+    interrupt = [True]
 
     def fill(a, b):
         if a > 0:
-            time.sleep(0.2)                            # the worker's chunk is still running ...
+            worker_started.set()
+            if interrupt[0]:                           # the caller is hit while the worker's chunk runs
+                threading.Timer(0.05, os.kill, args=(os.getpid(), signal.SIGUSR1)).start()
+            time.sleep(0.2)
+        else:
+            assert worker_started.wait(10)             # (the worker took its chunk: the caller waits for it)
         out[a:b] += 1.0
 
     def on_signal(signum, frame):
@@ -253,13 +337,15 @@ def test_interrupt_while_waiting_still_waits_for_the_worker(threads, always_para
 
     previous = signal.signal(signal.SIGUSR1, on_signal)
     try:
-        threading.Timer(0.05, os.kill, args=(os.getpid(), signal.SIGUSR1)).start()   # ... when the caller is hit
         with pytest.raises(_Interrupt):
             par.parallel_for(fill, 4)
     finally:
         signal.signal(signal.SIGUSR1, previous)
     np.testing.assert_array_equal(out, [1, 1, 1, 1])   # the interrupted region finished every chunk
     out[:] = 0
+    worker_started.clear()
+    interrupt[0] = False
+    _workers_idle()
     par.parallel_for(fill, 4)                          # and the next region is in step again
     np.testing.assert_array_equal(out, [1, 1, 1, 1])
 

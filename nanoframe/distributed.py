@@ -211,30 +211,44 @@ def all_gather_json(obj):
     return [json.loads(row.tobytes().rstrip(b"\0").decode()) for row in out]
 
 
+def collective_error(error):
+    """`error`, raised by every rank at the same point (a non-finite loss after the all-reduce, a
+    checkpoint every rank read): marked quiet on ranks other than 0, so the job reports it once."""
+    if get_rank() != 0:
+        error.quiet = True
+    return error
+
+
 # ---- rank 0 prepares, the others follow ----------------------------------------------------------------
 def release_followers(payload=None):
-    """On rank 0, after it prepared the run (data, tokenizer, config.json): let the other ranks go
-    on, handing them `payload` (JSON). On the others: wait for rank 0 (as long as it takes) and
-    return its payload, or raise PeerError when rank 0 failed (it reports the error itself)."""
-    if not is_distributed():
-        return payload
-    if get_rank() == 0:
+    """On rank 0, once it has prepared the run (data, tokenizer, config.json): let the other ranks
+    go on (they wait in `wait_for_leader`), handing them `payload` (JSON)."""
+    if is_distributed() and get_rank() == 0 and not _leader_state["released"]:
         _leader_state["released"] = True
-        return broadcast_json({"ok": payload}, timeout=None)
+        broadcast_json({"ok": payload}, timeout=None)
+
+
+@contextlib.contextmanager
+def leading():
+    """Rank 0's preparation of a job: an error raised inside before `release_followers` is handed
+    to the waiting ranks (they raise PeerError), so they never wait for a release that won't come."""
+    _leader_state["released"] = False
+    try:
+        yield
+    except BaseException as e:
+        if is_distributed() and not _leader_state["released"]:
+            _leader_state["released"] = True
+            broadcast_json({"error": str(e)[:300] or type(e).__name__}, timeout=None)
+        raise
+
+
+def wait_for_leader():
+    """On ranks > 0: wait (as long as preparing takes) for rank 0's payload; PeerError when rank 0
+    failed (rank 0 reports the error itself)."""
     verdict = broadcast_json(None, timeout=None)
     if "error" in verdict:
         raise PeerError(f"rank 0 failed: {verdict['error']}")
     return verdict["ok"]
-
-
-wait_for_leader = release_followers     # what the followers call: the same collective
-
-
-def fail_followers(error):
-    """On rank 0, when preparing failed before release_followers: the others raise PeerError."""
-    if is_distributed() and get_rank() == 0 and not _leader_state["released"]:
-        _leader_state["released"] = True
-        broadcast_json({"error": str(error)[:300] or type(error).__name__}, timeout=None)
 
 
 # ---- ending the job ---------------------------------------------------------------------------------------

@@ -14,13 +14,16 @@ gradients are averaged with Allreduce over flat buckets of at most 25 MB (torch'
 started from a post-accumulate-grad hook as soon as backward has produced its last gradient, so a
 bucket travels while backward computes earlier layers; every rank then takes the same step.
 
-Every collective here is a non-blocking MPI call waited on by polling with a short sleep:
-  - with more ranks than cores (mpiexec --oversubscribe), Open MPI's blocking Allreduce took
-    9 ms for 1 KB where the polled one took 0.1 ms (benchmarks/RESULTS.md);
-  - Python signal handlers run while a rank waits, so when mpiexec stops the job because one rank
-    died (kill -9 included), a survivor says so in one line instead of dying mid-call;
+Every collective here is a non-blocking MPI call waited on by polling (yielding the core, then
+short sleeps), not a blocking one:
+  - Python signal handlers run while a rank waits (they cannot inside a blocking MPI call), so
+    when mpiexec stops the job because one rank died (kill -9 included), a survivor says so in
+    one line instead of being killed mid-call in silence;
   - a wait longer than the timeout (NANOFRAME_DIST_TIMEOUT seconds, default 900) aborts the whole
-    job with one line: a hung rank or a lost network never hangs the others forever.
+    job with one line: a hung rank or a lost network never hangs the others forever;
+  - it costs no speed: polled and blocking all-reduces were within each other's noise here, and
+    out of place (as all_reduce and DDP reduce) as fast or faster than in place at 17-43 MB
+    (`benchmarks/bench_distributed.py --collectives`, benchmarks/RESULTS.md).
 Objects (RNG states, a leader's verdict) travel as JSON, never pickle.
 
 Nothing imports mpi4py before init(): `import nanoframe` costs nothing, and a process that is not
@@ -42,6 +45,7 @@ from nanoframe.nn.module import Module
 
 DEFAULT_TIMEOUT = 900.0         # seconds a rank waits in one collective before the job is aborted
 BUCKET_CAP_MB = 25              # torch DDP's default bucket size
+SPIN_SECONDS = 0.02             # a collective is polled without sleeping this long, then with naps
 _LAUNCHER_ENV = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS")
 
 _comm = None                    # MPI.COMM_WORLD once init() ran
@@ -138,17 +142,22 @@ def is_distributed():
 
 # ---- collectives on NumPy arrays ------------------------------------------------------------------------
 def _wait(requests, what, timeout="default"):
-    """Poll the requests until all are done (sleeping up to 1 ms between polls); abort the job with
-    one line after `timeout` seconds (None: wait forever)."""
+    """Poll the requests until all are done: yielding the core between polls for the first 20 ms
+    (each poll moves a non-blocking collective on: MPI has no progress thread), then sleeping up to
+    1 ms. Abort the job with one line after `timeout` seconds (None: wait forever)."""
     timeout = _timeout if timeout == "default" else timeout
-    start, nap = time.monotonic(), 0.0
+    start, nap = time.monotonic(), 1e-5
     while not _MPI.Request.Testall(requests):
-        if timeout is not None and time.monotonic() - start > timeout:
+        waited = time.monotonic() - start
+        if timeout is not None and waited > timeout:
             _say(f"rank {get_rank()} waited {timeout:.0f} s for the other processes in {what}; one of them "
                  "hung or the network failed: aborting the job")
             _comm.Abort(1)
-        time.sleep(nap)
-        nap = min(1e-3, max(1e-5, 2 * nap))
+        if waited < SPIN_SECONDS:
+            time.sleep(0)
+        else:
+            time.sleep(nap)
+            nap = min(1e-3, 2 * nap)
 
 
 def _buffer(array):
@@ -162,12 +171,17 @@ _OPS = {"sum": "SUM", "max": "MAX", "min": "MIN", "product": "PROD"}
 
 
 def all_reduce(array, op="sum"):
-    """Reduce `array` (ndarray or Tensor) over all ranks, in place on every rank; returns it."""
+    """Reduce `array` (ndarray or Tensor) over all ranks, in place on every rank; returns it.
+
+    Reduced into a second buffer, then copied back: Open MPI's in-place Iallreduce of 17-43 MB was
+    never faster here, and often 1.5-3x slower, than the out-of-place one plus the copy."""
     arr = _buffer(array)
     if op not in _OPS:
         raise ValueError(f"all_reduce: op must be one of {sorted(_OPS)}, got {op!r}")
     if is_distributed():
-        _wait([_comm.Iallreduce(_MPI.IN_PLACE, arr, getattr(_MPI, _OPS[op]))], "all_reduce")
+        out = np.empty_like(arr)
+        _wait([_comm.Iallreduce(arr, out, getattr(_MPI, _OPS[op]))], "all_reduce")
+        arr[...] = out
     return array
 
 
@@ -306,7 +320,8 @@ class _Bucket:
     def __init__(self, params):
         self.params = params
         self.offsets = np.cumsum([0] + [p.array.size for p in params])
-        self.flat = np.empty(int(self.offsets[-1]), params[0].array.dtype)
+        self.flat = np.empty(int(self.offsets[-1]), params[0].array.dtype)     # this rank's gradients
+        self.summed = np.empty_like(self.flat)                                  # everyone's (out of place: faster)
         self.ready = set()
         self.request = None
 
@@ -388,7 +403,7 @@ class DistributedDataParallel(Module):
         if len(bucket.ready) == len(bucket.params):
             for p, lo, hi in zip(bucket.params, bucket.offsets[:-1], bucket.offsets[1:]):
                 bucket.flat[lo:hi] = p.grad_array.reshape(-1)
-            bucket.request = _comm.Iallreduce(_MPI.IN_PLACE, bucket.flat, _MPI.SUM)
+            bucket.request = _comm.Iallreduce(bucket.flat, bucket.summed, _MPI.SUM)
             self._launched += 1
         pending = [b.request for b in self._buckets if b.request is not None]
         _MPI.Request.Testall(pending)      # drive the transfers in flight (MPI has no progress thread)
@@ -399,9 +414,9 @@ class DistributedDataParallel(Module):
         _wait([b.request for b in self._buckets], "the gradient all-reduce")
         world = get_world_size()
         for bucket in self._buckets:
-            np.divide(bucket.flat, world, out=bucket.flat)
+            np.divide(bucket.summed, world, out=bucket.summed)
             for p, lo, hi in zip(bucket.params, bucket.offsets[:-1], bucket.offsets[1:]):
-                p.grad_array[...] = bucket.flat[lo:hi].reshape(p.grad_array.shape)
+                p.grad_array[...] = bucket.summed[lo:hi].reshape(p.grad_array.shape)
             bucket.ready.clear()
             bucket.request = None
         self._launched = 0

@@ -124,7 +124,8 @@ class Trainer:
                 if n:
                     sums[i] = float(self.model(x, y)[1].item()) * n, n
             dist.all_reduce(sums)
-            losses = sums[:, 0] / sums[:, 1]
+            # rank 0's value everywhere: early stopping and best/ must decide alike on every rank
+            losses = dist.broadcast(np.array([np.mean(sums[:, 0] / sums[:, 1])]))
         self.model.train(was_training)
         return float(np.mean(losses))
 

@@ -154,3 +154,19 @@ def test_an_error_on_rank_0_while_preparing_is_one_line_and_no_hang(tmp_path):
     assert proc.returncode != 0
     ours = [line for line in proc.stderr.splitlines() if line.startswith("nanoframe:")]
     assert len(ours) == 1 and "missing.txt" in ours[0], proc.stderr
+
+
+def test_kill_rank_0_is_reported_by_rank_1(tmp_path, corpus):
+    """When rank 0 itself is killed, rank 1 (on the same machine) prints the one line."""
+    job = _start(tmp_path, corpus, tmp_path / "run", 2, ["--max_iters", 1000])
+    victim = rank_pid(0, str(tmp_path / "run"))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "checkpoints" / "step_000010" / "state.json").is_file():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-3000:]
+        time.sleep(0.02)
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _, err = job.communicate(timeout=60)
+    assert time.monotonic() - killed_at < 10 and job.returncode != 0
+    ours = [line for line in err.splitlines() if line.startswith("nanoframe:")]
+    assert len(ours) == 1 and "mpiexec stopped the job" in ours[0] and "--resume" in ours[0], err

@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nanoframe import distributed as dist
 from nanoframe.autograd import register_post_accumulate_grad_hook
@@ -145,3 +147,25 @@ def test_post_accumulate_grad_hook_runs_once_after_all_contributions():
     assert calls == []
     with pytest.raises(RuntimeError, match="leaf tensors"):
         register_post_accumulate_grad_hook(model(x, x)[1], lambda t: None)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           max_leaves=10)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(world=json_values | st.integers(0, 4), ranks=json_values, entry=json_values)
+def test_malformed_rank_states_fail_with_one_checkpoint_error(tmp_path, world, ranks, entry):
+    """Whatever a damaged state.json holds in world_size / rank_states, reading it either works or
+    raises CheckpointError (never another exception)."""
+    folder, rng, data = _state_dir(tmp_path)
+    state = json.loads((folder / "state.json").read_text())
+    state["world_size"] = world
+    state["rank_states"] = ranks if not isinstance(ranks, list) else [entry if i % 2 else {"rng": rng, "data": data}
+                                                                      for i in range(len(ranks))]
+    (folder / "state.json").write_text(json.dumps(state, allow_nan=True))
+    try:
+        read_state(folder)
+    except CheckpointError:
+        pass

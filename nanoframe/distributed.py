@@ -295,7 +295,7 @@ def _on_sigterm(signum, frame):
     """mpiexec sends SIGTERM to every rank when one of them died: one line, then exit at once
     (the run's files are written atomically, so the last checkpoint stays good)."""
     if _reports_stop():
-        why = "mpiexec stopped the job: one of its processes died, was killed or interrupted"
+        why = "mpiexec stopped the job: one of its processes died, was killed, aborted or interrupted"
         try:
             extra = _stop_message() if _stop_message is not None else ""
         except Exception:                  # a report must never turn into a traceback

@@ -1,6 +1,7 @@
 """What each rank does under `mpiexec -n 2`: only rank 0 writes the run folder; DDP's no_sync
 accumulates locally and the next backward reduces the sum; broadcast and the JSON collectives."""
 import sys
+import time
 from pathlib import Path
 
 from mpi_helpers import metrics, mpiexec, needs_mpi, words_corpus
@@ -110,3 +111,29 @@ def test_ddp_no_sync_accumulates_and_the_next_backward_averages(tmp_path):
     proc = mpiexec(2, script, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("OK") == 2
+
+
+HANG_SCRIPT = r'''
+import time
+import numpy as np
+from nanoframe import distributed as dist
+
+dist.init()
+if dist.get_rank() == 1:
+    time.sleep(120)              # hung: alive, but never joins the collective
+dist.all_reduce(np.ones(3))
+print("never")
+'''
+
+
+def test_a_hung_rank_times_out_and_the_job_is_aborted(tmp_path, monkeypatch):
+    """A collective that waits longer than NANOFRAME_DIST_TIMEOUT aborts the whole job with one
+    line from the rank that waited (not a hang)."""
+    script = tmp_path / "hang.py"
+    script.write_text(HANG_SCRIPT)
+    monkeypatch.setenv("NANOFRAME_DIST_TIMEOUT", "2")
+    start = time.monotonic()
+    proc = mpiexec(2, script, timeout=60)
+    assert time.monotonic() - start < 30 and proc.returncode != 0 and "never" not in proc.stdout
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("nanoframe:")]
+    assert "rank 0 waited 2 s for the other processes in all_reduce" in ours[0], proc.stderr

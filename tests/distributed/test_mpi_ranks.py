@@ -31,21 +31,21 @@ def test_only_rank_0_writes_the_run(tmp_path):
     assert proc.stderr.count("training a char tokenizer") == 1 and proc.stderr.count("model: ") == 1
 
 
-def test_rank_0_write_guard_sees_writes(tmp_path):
-    """The guard itself: a rank-1 process that writes under the watched folder is recorded."""
-    log = tmp_path / "writes.log"
-    script = tmp_path / "writer.py"
-    script.write_text("import sys; open(sys.argv[1], 'w').write('x')\n")
-    watched = tmp_path / "w"
-    watched.mkdir()
-    code = ("import os, runpy, sys; os.environ['OMPI_COMM_WORLD_RANK'] = '1'; "
-            f"sys.argv = ['guarded_rank.py', {str(log)!r}, {str(watched)!r}, '--']; ")
-    # run the hook installer without MPI, then write under the folder
+def test_the_write_guard_sees_writes(tmp_path):
+    """The guard itself: as rank 1 (no MPI needed), a command that writes under the watched folder
+    is recorded."""
     import subprocess
 
-    body = (HERE / "guarded_rank.py").read_text().split("from nanoframe.cli import main")[0]
-    subprocess.run([sys.executable, "-c", code + body + f"open({str(watched / 'f')!r}, 'w').write('x')"], check=True)
-    assert "open" in log.read_text() and str(watched / "f") in log.read_text()
+    from mpi_helpers import env
+
+    corpus = words_corpus(tmp_path / "words.txt", n_words=2000)
+    watched, log = tmp_path / "w", tmp_path / "writes.log"
+    watched.mkdir()
+    subprocess.run([sys.executable, str(HERE / "guarded_rank.py"), str(log), str(watched), "--", "tokenizer",
+                    "train", "--data", str(corpus), "--kind", "char", "--out", str(watched / "tok.json"),
+                    "--no-progress"], env={**env(), "OMPI_COMM_WORLD_RANK": "1"}, check=True, capture_output=True)
+    text = log.read_text()           # an atomic write: a temporary file, then its rename into place
+    assert f"rank 1: open {watched}/.tok.json" in text and f"rank 1: os.rename {watched}/.tok.json" in text
 
 
 DDP_SCRIPT = r'''

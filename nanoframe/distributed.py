@@ -95,6 +95,13 @@ def init(timeout=None):
     return _comm.Get_size()
 
 
+def init_process_group(backend="mpi", timeout=None):
+    """torch.distributed.init_process_group's name for init(); the one backend is "mpi"."""
+    if backend not in ("mpi", None):
+        raise ValueError(f"init_process_group: nanoframe's only backend is 'mpi', got {backend!r}")
+    return init(timeout)
+
+
 def _read_timeout(timeout):
     if timeout is None:
         text = os.environ.get("NANOFRAME_DIST_TIMEOUT", str(DEFAULT_TIMEOUT))
@@ -167,10 +174,15 @@ def _buffer(array):
     return arr
 
 
+class ReduceOp:
+    """torch.distributed.ReduceOp's names for all_reduce's `op` (plain strings work too)."""
+    SUM, MAX, MIN, PRODUCT = "sum", "max", "min", "product"
+
+
 _OPS = {"sum": "SUM", "max": "MAX", "min": "MIN", "product": "PROD"}
 
 
-def all_reduce(array, op="sum"):
+def all_reduce(array, op=ReduceOp.SUM):
     """Reduce `array` (ndarray or Tensor) over all ranks, in place on every rank; returns it.
 
     Reduced into a second buffer, then copied back: Open MPI's in-place Iallreduce of 17-43 MB was

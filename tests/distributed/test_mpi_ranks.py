@@ -55,7 +55,7 @@ import nanoframe as nf
 from nanoframe import distributed as dist
 from nanoframe.models import GPT, GPTConfig
 
-dist.init()
+dist.init_process_group("mpi")
 rank, world = dist.get_rank(), dist.get_world_size()
 nf.manual_seed(100 + rank)                       # different init on each rank: DDP broadcasts rank 0's
 model = GPT(GPTConfig(vocab_size=40, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.0))
@@ -94,7 +94,7 @@ worst = max(float(np.abs(got[n] - p.grad_array).max()) for n, p in model.named_p
 assert worst < 1e-5, worst
 
 a = np.arange(5, dtype=np.float64) * (rank + 1)
-dist.all_reduce(a)
+dist.all_reduce(a, op=dist.ReduceOp.SUM)
 assert a.tolist() == [0.0, 3.0, 6.0, 9.0, 12.0]
 b = np.full(3, float(rank))
 dist.broadcast(b, src=1)
@@ -118,7 +118,7 @@ import time
 import numpy as np
 from nanoframe import distributed as dist
 
-dist.init()
+dist.init_process_group("mpi")
 if dist.get_rank() == 1:
     time.sleep(120)              # hung: alive, but never joins the collective
 dist.all_reduce(np.ones(3))

@@ -37,8 +37,11 @@ def test_one_process_is_rank_0_of_1_and_collectives_are_identities():
     assert dist.broadcast(a) is a and dist.broadcast_json({"x": 1}) == {"x": 1}
     assert dist.all_gather_json([1]) == [[1]]
     dist.barrier()
+    assert dist.all_reduce(a, op=dist.ReduceOp.MAX) is a
     with pytest.raises(ValueError, match="op must be one of"):
         dist.all_reduce(a, op="mean")
+    with pytest.raises(ValueError, match="only backend is 'mpi'"):
+        dist.init_process_group("nccl")
     with pytest.raises(TypeError, match="C-contiguous"):
         dist.all_reduce(np.arange(8.0)[::2])
 

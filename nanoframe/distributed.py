@@ -10,9 +10,10 @@
         model(x, y)[1].backward()
 
 Each process (a rank) holds the whole model and trains on its own rows of the global batch. The
-gradients are averaged with Allreduce over flat buckets of at most 25 MB (torch's default), each
-started from a post-accumulate-grad hook as soon as backward has produced its last gradient, so a
-bucket travels while backward computes earlier layers; every rank then takes the same step.
+gradients are averaged with Allreduce over flat buckets of at most 25 MB (torch's default; the
+trainer asks for 1 MB), each started from a post-accumulate-grad hook as soon as backward has
+produced its last gradient, so a bucket travels while backward computes earlier layers; every
+rank then takes the same step. init_process_group("mpi") and ReduceOp are torch's names.
 
 Every collective here is a non-blocking MPI call waited on by polling (yielding the core, then
 short sleeps), not a blocking one:

@@ -22,6 +22,7 @@ input requires grad. Backward functions must never write into `gy` or any saved 
 gradients may be shared between several inputs.
 """
 import functools
+import weakref
 
 import numpy as np
 
@@ -382,6 +383,8 @@ def run_backward(root, grad, retain_graph=False):
     handed = set()  # ids of arrays stored as a leaf's .grad during this call
     if top is None:
         _accumulate_leaf(root, _run_hooks(root._hooks, grad) if root._hooks else grad, handed)
+        if _post_accumulate_hooks:
+            _PendingLeaves([]).finish({id(root): root})
         return
     order, visited, stack = [], set(), [(top, False)]
     while stack:  # iterative post-order DFS: inputs land in `order` before the ops that use them
@@ -402,17 +405,20 @@ def run_backward(root, grad, retain_graph=False):
 
     grads = {id(top): grad}
     hooked = {}  # leaves with hooks: their gradient is summed first, then hooked, then accumulated
+    pending = _PendingLeaves(order) if _post_accumulate_hooks else None
     for node in reversed(order):
         gy = grads.pop(id(node), None)
         if gy is not None:
-            _backward_node(node, gy, grads, hooked, handed)
+            _backward_node(node, gy, grads, hooked, handed, pending)
         if not retain_graph:
             node.free()
     for leaf, g in hooked.values():
         _accumulate_leaf(leaf, _run_hooks(leaf._hooks, g), handed)
+    if pending is not None:
+        pending.finish({id(leaf): leaf for leaf, _ in hooked.values()})
 
 
-def _backward_node(node, gy, grads, hooked, handed):
+def _backward_node(node, gy, grads, hooked, handed, pending=None):
     """Run one node's backward and send each input's gradient on along its edge."""
     if node.hooks:
         gy = _run_hooks(node.hooks, gy)
@@ -449,6 +455,8 @@ def _backward_node(node, gy, grads, hooked, handed):
             hooked[id(p)] = (p, gx if prev is None else prev[1] + gx)
         else:
             _accumulate_leaf(p, gx, handed)
+            if pending is not None:
+                pending.contributed(p)
 
 
 def _accumulate_leaf(leaf, g, handed):
@@ -468,6 +476,70 @@ def _accumulate_leaf(leaf, g, handed):
         leaf.grad_array += g                       # in place, as torch: a held `p.grad` sees the sum
     else:
         leaf.grad_array = leaf.grad_array + g
+
+
+# ---- post-accumulate-grad hooks ---------------------------------------------------------------------
+# torch.Tensor.register_post_accumulate_grad_hook: hook(leaf) runs once per backward call, after every
+# contribution of that call has been added into leaf.grad. Data-parallel training
+# (nanoframe.distributed) starts a bucket's all-reduce from them while the backward pass is still
+# producing earlier layers' gradients. Without any registered hook the engine pays one dict check.
+_post_accumulate_hooks = {}  # id(leaf) -> (weakref to the leaf, {handle id: hook})
+
+
+def register_post_accumulate_grad_hook(tensor, hook):
+    """Call hook(tensor) after each backward call has accumulated all of its gradient into
+    tensor.grad (a leaf that requires grad). Returns a handle whose remove() unregisters it."""
+    if not tensor.requires_grad or tensor._node is not None:
+        raise RuntimeError("post-accumulate-grad hooks can only be registered on leaf tensors that require grad")
+    entry = _post_accumulate_hooks.get(id(tensor))
+    if entry is None or entry[0]() is not tensor:      # a dead leaf's id may be reused
+        entry = _post_accumulate_hooks[id(tensor)] = (weakref.ref(tensor, _forget_post_hooks(id(tensor))), {})
+    handle = RemovableHandle(entry[1])
+    entry[1][handle.id] = hook
+    return handle
+
+
+def _forget_post_hooks(key):
+    def forget(ref):
+        entry = _post_accumulate_hooks.get(key)
+        if entry is not None and entry[0] is ref:
+            del _post_accumulate_hooks[key]
+    return forget
+
+
+class _PendingLeaves:
+    """Counts, for one backward call, the edges still to deliver into each leaf with post-accumulate
+    hooks; the hooks run when a leaf's count reaches 0 (or at the end, for a leaf some of whose
+    edges carried no gradient)."""
+
+    def __init__(self, order):
+        self.left, self.fired, self.touched = {}, set(), {}
+        for node in order:
+            for p in node.parents:
+                if p is not None and type(p) is not Node and id(p) in _post_accumulate_hooks:
+                    self.left[id(p)] = self.left.get(id(p), 0) + 1
+
+    def contributed(self, leaf):
+        key = id(leaf)
+        if key not in self.left:
+            return
+        self.touched[key] = leaf
+        self.left[key] -= 1
+        if self.left[key] == 0:
+            self._fire(leaf)
+
+    def finish(self, accumulated):
+        """After the walk: fire the leaves accumulated at the end (tensor hooks) and the rest."""
+        for key, leaf in {**self.touched, **accumulated}.items():
+            if key not in self.fired:
+                self._fire(leaf)
+
+    def _fire(self, leaf):
+        self.fired.add(id(leaf))
+        entry = _post_accumulate_hooks.get(id(leaf))
+        if entry is not None and entry[0]() is leaf and leaf.requires_grad:
+            for hook in list(entry[1].values()):
+                hook(leaf)
 
 
 Tensor = None  # nanoframe.tensor binds the Tensor class here once it exists (it imports this module)

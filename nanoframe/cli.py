@@ -5,6 +5,10 @@ run.py). Every error a user can cause (a nanoframe.errors.NanoframeError: a miss
 corpus, a bad option or file) ends with one line on stderr and exit code 2, as do operating-system
 errors (a full disk, a permission); anything else is a bug in nanoframe and keeps its traceback.
 Set NANOFRAME_DEBUG=1 to see the traceback of a user error too.
+
+`mpiexec -n N nanoframe train|finetune ...` trains on N processes (nanoframe.distributed): rank 0
+prints and writes; an error is printed once (by the rank it happened on) and the process leaves
+without MPI_Finalize, so mpiexec stops the whole job instead of leaving ranks waiting.
 """
 import argparse
 import json
@@ -135,6 +139,8 @@ def cmd_train(args, extra):
                  tokenizer=args.tokenizer, vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE, preset=args.preset,
                  model_overrides=model_over, train_overrides=train_over, resume=args.resume,
                  show_progress=not args.no_progress, log=_log)
+    if _follower():
+        return
     print(f"done: {s['steps']} steps in {s['seconds']:.0f} s, {s['tokens_per_sec']:,.0f} tokens/s, "
           f"val loss {s['val_loss']:.4f} (best {s['best_val_loss']:.4f}); checkpoint {s['checkpoint']}")
     if not args.no_sample:
@@ -225,6 +231,8 @@ def cmd_finetune(args, extra):
                  freeze_embeddings=args.freeze_embeddings, train_overrides=train_over, model_overrides=model_over,
                  val_fraction=0.1 if args.val_fraction is None else args.val_fraction, glob=args.glob or "**/*.txt",
                  show_progress=not args.no_progress, log=_log, resume=args.resume)
+    if _follower():
+        return
     before = "n/a" if s["val_loss_before"] is None else f"{s['val_loss_before']:.4f}"
     print(f"done: {s['steps']} steps ({s['stopped']}) in {s['seconds']:.0f} s; val loss {before} "
           f"before -> {s['val_loss_after']:.4f} best; trained {s['trainable_parameters']:,} "
@@ -297,6 +305,41 @@ def cmd_tokenizer(args):
 
 def _log(msg):
     print(msg, file=sys.stderr)
+
+
+# ---- several processes (mpiexec) ------------------------------------------------------------------------
+def _start_distributed(args):
+    """Join the MPI job when mpiexec started this `train` or `finetune`."""
+    from nanoframe import distributed as dist
+
+    if args.command in ("train", "finetune") and dist.launched_by_mpiexec():
+        dist.init()
+        dist.set_stop_message(lambda: _resume_hint(args, f"mpiexec -n {dist.get_world_size()} "))
+
+
+def _follower():
+    """True on ranks > 0 of a distributed job: they train but print nothing."""
+    from nanoframe import distributed as dist
+
+    return dist.get_rank() > 0
+
+
+def _distributed():
+    from nanoframe import distributed as dist
+
+    return dist.is_distributed()
+
+
+def _report(line, error=None):
+    """Print an error line; on a rank > 0 only when rank 0 does not print the same (see
+    distributed.collective_error) and then prefixed with the rank."""
+    from nanoframe import distributed as dist
+
+    if dist.get_rank() > 0:
+        if getattr(error, "quiet", False):
+            return
+        line = line.replace("nanoframe: ", f"nanoframe: rank {dist.get_rank()}: ", 1)
+    print(line, file=sys.stderr)
 
 
 # ---- argument parsing ------------------------------------------------------------------------------
@@ -454,11 +497,24 @@ def main(argv=None):
 
     tune_malloc()   # opt-in malloc tuning: a nanoframe command owns its process (nanoframe.runtime)
     format_before, warnings.formatwarning = warnings.formatwarning, _one_line_warnings
+    try:
+        code = _main(argv)
+    finally:
+        warnings.formatwarning = format_before
+    if _distributed() and code != 0:
+        from nanoframe import distributed as dist
+
+        dist.exit_now(code)             # MPI_Finalize would wait for ranks stuck in a collective
+    return code
+
+
+def _main(argv):
     args = None
     try:
         args, extra = build_parser().parse_known_args(argv)
         if extra and args.command not in ("train", "finetune"):
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+        _start_distributed(args)
         if args.command == "train":
             cmd_train(args, extra)
         elif args.command == "finetune":
@@ -467,23 +523,28 @@ def main(argv=None):
             {"prepare": cmd_prepare, "sample": cmd_sample, "info": cmd_info, "plot": cmd_plot,
              "tokenizer": cmd_tokenizer, "lora": cmd_lora}[args.command](args)
     except KeyboardInterrupt:
-        print("\nnanoframe: " + _interrupted(args), file=sys.stderr)
+        if not _follower():
+            print("\nnanoframe: " + _interrupted(args), file=sys.stderr)
         return 130
     except BrokenPipeError:                     # `nanoframe sample ... | head -1`: the reader is gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except MemoryError:
-        print("nanoframe: error: out of memory: the model, batch or data is too large for this machine",
-              file=sys.stderr)
+        _report("nanoframe: error: out of memory: the model, batch or data is too large for this machine")
         return 2
     except (NanoframeError, OSError) as e:
         if os.environ.get("NANOFRAME_DEBUG"):
             raise
         msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}"
-        print(f"nanoframe: error: {bounded(msg.splitlines()[0] if msg else type(e).__name__, 1000)}", file=sys.stderr)
+        _report(f"nanoframe: error: {bounded(msg.splitlines()[0] if msg else type(e).__name__, 1000)}", e)
         return 2
-    finally:
-        warnings.formatwarning = format_before
+    except Exception:
+        if not _distributed():
+            raise
+        import traceback                # a bug: its traceback, then the job stops (no Finalize wait)
+
+        traceback.print_exc()
+        return 1
     return 0
 
 
@@ -498,8 +559,19 @@ def _interrupted(args):
     if step is None:
         return (f"interrupted before the first checkpoint of {args.out}: there is nothing to resume; "
                 "run the same command again to start over")
-    return (f"interrupted; the last checkpoint of {args.out} is step {step}: continue with "
-            f"`nanoframe {args.command} --out {args.out} --resume`")
+    return "interrupted; " + _resume_hint(args)
+
+
+def _resume_hint(args, launcher=""):
+    """Where a stopped train/finetune can continue from, and the command that continues it."""
+    from nanoframe.training.run import Run
+
+    run = Run(args.out or "")
+    step = run.last_step() if args.out and run.root.is_dir() else None
+    if step is None:
+        return f"{args.out} has no checkpoint yet: run the same command again to start over"
+    return (f"the last checkpoint of {args.out} is step {step}: continue with "
+            f"`{launcher}nanoframe {args.command} --out {args.out} --resume`")
 
 
 if __name__ == "__main__":

@@ -219,13 +219,14 @@ class InstructionData(BatchSource):
 
     def get_batch(self, split="train"):
         x, y = (self.x_train, self.y_train) if split == "train" else (self.x_val, self.y_val)
-        rows = self.rng.integers(0, len(x), size=self.batch_size)
+        # the global batch of every rank (the same draw everywhere); this rank keeps its rows
+        rows = self._own_rows(self.rng.integers(0, len(x), size=self.batch_size * self.world_size))
         return x[rows], y[rows]
 
     def val_batches(self, max_batches=None, split="val"):
         x, y = (self.x_val, self.y_val) if split == "val" else (self.x_train, self.y_train)
-        B = self.batch_size
-        batches = [(x[i:i + B], y[i:i + B]) for i in range(0, len(x), B)]
+        B = self.batch_size * self.world_size                          # the global batch
+        batches = [(self._own_rows(x[i:i + B]), self._own_rows(y[i:i + B])) for i in range(0, len(x), B)]
         return batches if max_batches is None else batches[:max_batches]
 
     def describe(self):

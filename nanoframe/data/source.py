@@ -4,6 +4,11 @@ The trainer draws training batches with `get_batch`, evaluates on the fixed `val
 stores `state_dict()` (the sampler's RNG) in every checkpoint so a resumed run draws the same
 batches. Subclasses set `block_size`, `batch_size` and `rng` (a numpy Generator) and define
 `get_batch`, `val_batches` and `describe`.
+
+Data-parallel training (nanoframe.distributed) calls `shard(rank, world_size)`: every rank then
+draws the same global batch of batch_size * world_size rows from the same sampler state and keeps
+rows [rank * batch_size, (rank + 1) * batch_size), so N ranks see exactly the rows one process
+with batch N * batch_size sees, and the sampler state is the same on every rank.
 """
 import numpy as np
 
@@ -16,6 +21,19 @@ class BatchSource:
     block_size: int
     batch_size: int
     rng: np.random.Generator
+    rank, world_size = 0, 1
+
+    def shard(self, rank, world_size):
+        """Take rank `rank`'s share of every global batch of a `world_size`-rank job."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"shard: rank must be in [0, {world_size}), got {rank}")
+        self.rank, self.world_size = int(rank), int(world_size)
+        return self
+
+    def _own_rows(self, rows):
+        """This rank's slice of a global batch's rows (empty for a rank past a short last batch)."""
+        B = self.batch_size
+        return rows[self.rank * B:(self.rank + 1) * B]
 
     def get_batch(self, split="train"):
         """A random (x, y) batch from `split`."""

@@ -177,8 +177,9 @@ class TokenData(BatchSource):
     def get_batch(self, split="train"):
         """(x, y) int64 arrays of shape (B, T); y is x shifted by one token."""
         data = self.splits[split]
-        starts = self.rng.integers(0, len(data) - self.block_size, size=self.batch_size)
-        return self._windows(data, starts)
+        # the global batch of every rank (the same draw everywhere); this rank keeps its rows
+        starts = self.rng.integers(0, len(data) - self.block_size, size=self.batch_size * self.world_size)
+        return self._windows(data, self._own_rows(starts))
 
     def _windows(self, data, starts):
         T = self.block_size
@@ -189,11 +190,11 @@ class TokenData(BatchSource):
     def val_batches(self, max_batches=None, split="val"):
         """Evenly spaced non-overlapping windows over a split, in fixed batches (exhaustive by default)."""
         data = self.splits[split]
-        T, B = self.block_size, self.batch_size
+        T, B = self.block_size, self.batch_size * self.world_size      # B: the global batch
         starts = np.arange(0, len(data) - T, T)
         if max_batches is not None and len(starts) > max_batches * B:
             starts = starts[np.linspace(0, len(starts) - 1, max_batches * B).astype(np.int64)]
-        return [self._windows(data, starts[i:i + B]) for i in range(0, len(starts), B)]
+        return [self._windows(data, self._own_rows(starts[i:i + B])) for i in range(0, len(starts), B)]
 
     def describe(self):
         return (f"{self.meta['train_tokens']:,} train / {self.meta['val_tokens']:,} val tokens"

@@ -131,8 +131,19 @@ def read_state(folder):
             _check_generator_state(value, f"{where}: field {key!r}")
     for key in ("tokenizer_sha256", "data_meta_sha256", "tokenizer"):
         field(state, key, where, str, optional=True, none_ok=True, error=err)
-    field(state, "world_size", where, int, optional=True, low=1, error=err)
+    world = field(state, "world_size", where, int, optional=True, default=1, low=1, high=1 << 20, error=err)
     field(state, "base", where, dict, optional=True, none_ok=True, error=err)
+    ranks = field(state, "rank_states", where, list, optional=True, none_ok=True, error=err)
+    if ranks is not None:          # a distributed run: every rank's RNG and batch sampler state
+        if len(ranks) != world:
+            raise err(f"{where}: field 'rank_states' has {len(ranks)} entries for world_size {world}")
+        for r, entry in enumerate(ranks):
+            if not isinstance(entry, dict) or not isinstance(entry.get("data"), dict):
+                raise err(f"{where}: rank_states[{r}] must be an object with 'rng' and 'data' states")
+            _check_generator_state(entry.get("rng"), f"{where}: rank_states[{r}].rng")
+            _check_generator_state(entry["data"].get("rng"), f"{where}: rank_states[{r}].data")
+    elif world > 1:
+        raise err(f"{where}: world_size {world} without the ranks' states (field 'rank_states')")
     lora = field(state, "lora", where, dict, optional=True, none_ok=True, error=err)
     if lora is not None:
         from nanoframe.nn.lora import lora_config

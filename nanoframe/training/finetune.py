@@ -11,6 +11,10 @@ merge` checks), the LoRA config and the frozen parameters. Its data lives in RUN
 or the packed instruction rows), so `finetune --out RUN --resume` continues bit-identically without
 the base or the original files. LoRA checkpoints store the full model (frozen base weights and the
 adapters under their usual names); RUN/adapter.safetensors holds the best adapter alone.
+
+Under mpiexec, rank 0 loads the base and prepares the run; the other ranks wait, build the same
+model (shape, LoRA, frozen parameters) from its config.json, receive its weights from
+DistributedDataParallel's broadcast, and train their share of every batch (trainer.py).
 """
 import fnmatch
 import math
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from nanoframe import data as D
+from nanoframe import distributed as dist
 from nanoframe.errors import CheckpointError, ConfigError, DataError
 from nanoframe.io import file_sha256
 from nanoframe.random import manual_seed
@@ -143,6 +148,15 @@ def finetune(base, out_dir, data=(), *, hf=False, tokenizer=None, lora=None, fre
     change. The summary holds val_loss_before (step 0, same val set), val_loss_after (best),
     trainable/total parameters, seconds and the run's paths.
     """
+    if dist.get_rank() > 0:
+        return _follow(Run(out_dir))
+    with dist.leading():
+        return _finetune(base, out_dir, data, hf, tokenizer, lora, freeze_patterns, freeze_layers, freeze_embeddings,
+                         train_overrides, model_overrides, val_fraction, glob, show_progress, log, resume)
+
+
+def _finetune(base, out_dir, data, hf, tokenizer, lora, freeze_patterns, freeze_layers, freeze_embeddings,
+              train_overrides, model_overrides, val_fraction, glob, show_progress, log, resume):
     import time
 
     run = Run(out_dir)
@@ -213,13 +227,12 @@ def _start(run, base, data, hf, tokenizer, lora, freeze_patterns, freeze_layers,
     trainable, total = count_parameters(model)
     log(f"base: {base_info['kind']} {base_info['path']}; {mode} fine-tuning of {trainable:,} / {total:,} "
         f"parameters ({100 * trainable / total:.2f}%)")
+    dist.release_followers({"resume": False})
     trainer = Trainer(model, data_obj, train_cfg, run, extra_state=_extra_state(config), show_progress=show_progress)
     return model, tok, trainer, config
 
 
 def _resume(run, model_overrides, train_overrides, show_progress, log):
-    from nanoframe.models import GPT, GPTConfig
-    from nanoframe.nn.lora import apply_lora
     from nanoframe.training.pretrain import _check_hashes
     from nanoframe.training.trainer import Trainer
 
@@ -238,6 +251,22 @@ def _resume(run, model_overrides, train_overrides, show_progress, log):
     config["train"] = train_cfg.to_dict()
     run.write_config(config)
     tok = run.load_tokenizer(config["tokenizer"].get("sha256"))
+    model, data_obj = _model_and_data(run, config, train_cfg)
+    dist.release_followers({"resume": True})
+    extra = _extra_state(config)
+    trainer = Trainer(model, data_obj, train_cfg, run, extra_state=extra, show_progress=show_progress)
+    state = trainer.resume()
+    _check_hashes(state, extra, run)
+    log(f"resuming {run.root} from step {state['step']}")
+    return model, tok, trainer, config
+
+
+def _model_and_data(run, config, train_cfg):
+    """The run's model (untrained weights; shape, LoRA adapters and frozen parameters from
+    config.json) and its data, as a resume or a rank > 0 rebuilds them."""
+    from nanoframe.models import GPT, GPTConfig
+    from nanoframe.nn.lora import apply_lora
+
     ft = config["finetune"]
     manual_seed(train_cfg.seed)
     model = GPT(GPTConfig.from_dict(config["model"]))
@@ -252,12 +281,22 @@ def _resume(run, model_overrides, train_overrides, show_progress, log):
     else:
         run.check_data(config, data_dir)
         data_obj = D.TokenData(data_dir, block, batch, seed=train_cfg.seed)
-    extra = _extra_state(config)
-    trainer = Trainer(model, data_obj, train_cfg, run, extra_state=extra, show_progress=show_progress)
-    state = trainer.resume()
-    _check_hashes(state, extra, run)
-    log(f"resuming {run.root} from step {state['step']}")
-    return model, tok, trainer, config
+    return model, data_obj
+
+
+def _follow(run):
+    """A rank > 0: wait for rank 0 to prepare (or reopen) the run, rebuild its model and data from
+    config.json, and train; rank 0 alone writes, so this returns the training summary only."""
+    from nanoframe.training.trainer import Trainer
+
+    job = dist.wait_for_leader()
+    config = run.read_config()
+    train_cfg = TrainConfig.from_dict(config["train"])
+    model, data_obj = _model_and_data(run, config, train_cfg)
+    trainer = Trainer(model, data_obj, train_cfg, run, extra_state=_extra_state(config), show_progress=False)
+    if job["resume"]:
+        trainer.resume()
+    return {**trainer.train(), "model": model}
 
 
 def _extra_state(config):

@@ -5,10 +5,14 @@
 
 `pretrain(out, ...)` starts a run; `pretrain(out, resume=True)` continues one from its newest
 good checkpoint, bit-identically, wherever the run folder has been moved.
+
+Under mpiexec, rank 0 does all of the above that writes (the lock, tokenizer, data, config.json)
+while the other ranks wait; then they read what it wrote and every rank trains (trainer.py).
 """
 import sys
 
 from nanoframe import data as D
+from nanoframe import distributed as dist
 from nanoframe.tokenizer.loading import DEFAULT_VOCAB_SIZE
 from nanoframe.errors import CheckpointError, ConfigError, DataError
 from nanoframe.models import GPT, GPTConfig
@@ -33,6 +37,15 @@ def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vo
     fields over the preset ("default" for the stdlib, "tiny" for files). On resume only training
     fields may change, and data_dir may point to where a shared data folder has moved.
     """
+    if dist.get_rank() > 0:
+        return _follow(Run(out))
+    with dist.leading():
+        return _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, model_overrides, train_overrides,
+                     resume, show_progress, log)
+
+
+def _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, model_overrides, train_overrides, resume,
+          show_progress, log):
     run = Run(out)
     model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
     if resume:
@@ -91,7 +104,16 @@ def _resume(run, data_dir, model_overrides, train_overrides, show_progress, log)
         return _train(run, config, data_dir, tok, "resume", show_progress, log)
 
 
+def _follow(run):
+    """A rank > 0: wait for rank 0 to prepare the run, then train from what it wrote."""
+    job = dist.wait_for_leader()
+    config = run.read_config()
+    tok = run.load_tokenizer(config["tokenizer"].get("sha256"))
+    return _train(run, config, Path(job["data_dir"]), tok, job["resume"], False, lambda msg: None)
+
+
 def _train(run, config, data_dir, tok, resume, show_progress, log):
+    dist.release_followers({"data_dir": str(Path(data_dir).resolve()), "resume": bool(resume)})
     model_cfg, train_cfg = GPTConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])
     if tok.vocab_size > model_cfg.vocab_size:
         raise ConfigError(f"the tokenizer has {tok.vocab_size} tokens but vocab_size is {model_cfg.vocab_size}")

@@ -12,15 +12,26 @@ Everything on disk goes through the `Run` that owns the folder (training/run.py)
 a checkpoint taken before step s holds the weights, AdamW moments, the batch sampler's and the
 library's RNG states, so the losses from step s on equal an uninterrupted run's bit for bit.
 Non-finite weights are never saved, so the last checkpoint is always a good one.
+
+Under mpiexec (nanoframe.distributed) every rank runs this loop on its share of each global batch:
+the model is wrapped in DistributedDataParallel, each micro-batch's loss is weighted by the share
+of the global batch's counted targets this rank holds (instruction data masks prompts with
+IGNORE_INDEX, so the shares differ), evaluation is sharded the same way, and only rank 0 writes
+(metrics, checkpoints, best/, the progress bar). A checkpoint records the world size and every
+rank's RNG and sampler state; it resumes exactly with the same world size and is refused with another.
 """
+import contextlib
+import hashlib
 import math
 import time
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from nanoframe import distributed as dist
 from nanoframe import random as nf_random
 from nanoframe.autograd import no_grad
+from nanoframe.data.instructions import IGNORE_INDEX
 from nanoframe.errors import CheckpointError, TrainingError
 from nanoframe.nn.utils import clip_grad_norm_
 from nanoframe.optim.lr_schedule import LRScheduler, cosine_with_warmup
@@ -66,7 +77,17 @@ class Trainer:
         self.run = run if isinstance(run, Run) else Run(run)
         self.extra_state = dict(extra_state or {})
         self.tokenizer = tokenizer
-        self.show_progress = show_progress
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.is_writer = self.rank == 0            # only rank 0 writes the run and shows progress
+        self.show_progress = show_progress and self.is_writer
+        if self.world_size > 1:
+            data.shard(self.rank, self.world_size)
+            if self.rank > 0:                      # own dropout masks on each rank (nanoGPT's seed offset)
+                nf_random.manual_seed(config.seed + self.rank)
+        # rank 0's weights everywhere, gradients averaged over the ranks (the model itself with one process)
+        # 1 MB buckets rather than torch's 25: most of a small GPT's gradient then travels while backward
+        # runs (a step waited 6 ms after backward instead of 51 ms for the small preset, RESULTS.md)
+        self.ddp = dist.DistributedDataParallel(model, bucket_cap_mb=1) if self.world_size > 1 else model
         self.optimizer = optimizer or model.configure_optimizer(
             config.weight_decay, config.lr, (config.beta1, config.beta2))
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -81,7 +102,7 @@ class Trainer:
         self.last_val_loss = None
         self._owns_lock = False
         self.val = data.val_batches(config.eval_iters)
-        self.tokens_per_step = config.batch_size * config.grad_accum * data.block_size
+        self.tokens_per_step = config.batch_size * config.grad_accum * data.block_size * self.world_size
 
     # ---- schedule, eval, logging ----------------------------------------------------------------
     def lr_at(self, step):
@@ -90,19 +111,35 @@ class Trainer:
 
     @no_grad()
     def evaluate(self):
-        """Mean loss over the fixed val batches, in eval mode."""
+        """Mean loss over the fixed val batches, in eval mode (each global batch's mean over its
+        counted targets, from every rank's share, when distributed)."""
         was_training = self.model.training
         self.model.eval()
-        losses = [float(self.model(x, y)[1].item()) for x, y in self.val]
+        if self.world_size == 1:
+            losses = [float(self.model(x, y)[1].item()) for x, y in self.val]
+        else:
+            sums = np.zeros((len(self.val), 2))    # per global batch: this rank's loss sum, its counted targets
+            for i, (x, y) in enumerate(self.val):
+                n = int((y != IGNORE_INDEX).sum())
+                if n:
+                    sums[i] = float(self.model(x, y)[1].item()) * n, n
+            dist.all_reduce(sums)
+            # rank 0's value everywhere: early stopping and best/ must decide alike on every rank
+            losses = dist.broadcast(np.array([np.mean(sums[:, 0] / sums[:, 1])]))
         self.model.train(was_training)
         return float(np.mean(losses))
 
     def log(self, record):
-        self.run.log_metrics(record)
+        if self.is_writer:
+            self.run.log_metrics(record)
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def state(self, val_loss=None):
+        """What a checkpoint's state.json holds (a collective when distributed: every rank's RNG
+        and sampler state are gathered)."""
         model_config = getattr(self.model, "config", None)
+        ranks = dist.all_gather_json({"rng": nf_random.get_rng_state(), "data": self.data.state_dict()}) \
+            if self.world_size > 1 else None
         return {
             **({"model_config": model_config.to_dict()} if model_config is not None else {}),
             **self.extra_state,
@@ -113,66 +150,119 @@ class Trainer:
             "val_loss": val_loss,
             "rng": nf_random.get_rng_state(),
             "data": self.data.state_dict(),
+            "world_size": self.world_size,
+            **({"rank_states": ranks} if ranks is not None else {}),
         }
 
     def _check_weights_finite(self):
         for p in self.params:
             if not np.isfinite(p.array).all():
-                raise TrainingError(f"the weights became non-finite at step {self.step}; stopping without saving. "
-                                    f"The last good checkpoint is left intact in {self.run.root} (try a lower lr)")
+                raise dist.collective_error(TrainingError(
+                    f"the weights became non-finite at step {self.step}; stopping without saving. "
+                    f"The last good checkpoint is left intact in {self.run.root} (try a lower lr)"))
+        if self.world_size > 1:                    # the ranks must hold the same weights: checked, not assumed
+            digest = hashlib.sha256()
+            for p in self.params:
+                digest.update(np.ascontiguousarray(p.array).tobytes())
+            if len(set(dist.all_gather_json(digest.hexdigest()))) > 1:
+                raise dist.collective_error(TrainingError(
+                    f"the ranks' weights differ at step {self.step}; stopping without saving (a bug: "
+                    f"please report it). The last good checkpoint is left intact in {self.run.root}"))
 
     def save(self, val_loss=None):
         self._check_weights_finite()
-        return self.run.save_checkpoint(self.step, self.model, self.optimizer, self.state(val_loss),
-                                        self.cfg.keep_checkpoints)
+        state = self.state(val_loss)
+        if not self.is_writer:
+            return self.run.checkpoint_dir(self.step)
+        return self.run.save_checkpoint(self.step, self.model, self.optimizer, state, self.cfg.keep_checkpoints)
 
     def resume(self, folder=None):
         """Continue from a checkpoint folder (default: the run's newest one that loads)."""
+        self._acquire()
+        try:                # every rank reads the same files: an error is the same everywhere
+            folder, state = self._load(folder)
+        except CheckpointError as e:
+            raise dist.collective_error(e) from None
+        if self.is_writer:
+            self.run.truncate_metrics(self.step)
+        return state
+
+    def _load(self, folder):
         from nanoframe.training.checkpoint import load_checkpoint
 
-        self._acquire()
         if folder is None:
             folder, state = self.run.load_latest(self.model, self.optimizer)
         else:
             _, state = load_checkpoint(folder, self.model, self.optimizer)
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world_size:
+            how = "in one process" if saved_world == 1 else f"with mpiexec -n {saved_world}"
+            raise CheckpointError(f"{folder} was trained by {saved_world} process(es) and this job has {self.world_size}; "
+                                  f"an exact resume needs the same number (each rank's batches and RNG state are "
+                                  f"in the checkpoint): resume it {how}")
+        own = state["rank_states"][self.rank] if self.world_size > 1 else state
         for key in ("rng", "data"):
-            if not state.get(key):
+            if not own.get(key):
                 raise CheckpointError(f"{folder}/state.json has no {key!r} state: it cannot be resumed exactly")
         self.step = state["step"]
         best = state.get("best_val_loss")
         self.best_val_loss = math.inf if best is None else best
         self.evals_since_best = state.get("evals_since_best", 0)
         try:
-            nf_random.set_rng_state(state["rng"])
+            nf_random.set_rng_state(own["rng"])
         except (TypeError, KeyError, ValueError, OverflowError) as e:
             raise CheckpointError(f"{folder}/state.json: field 'rng' is not a generator state ({type(e).__name__})") from None
-        self.data.load_state_dict(state["data"], where=f"{folder}/state.json")
-        self.run.truncate_metrics(self.step)
-        return state
+        self.data.load_state_dict(own["data"], where=f"{folder}/state.json")
+        return folder, state
 
     # ---- the loop -------------------------------------------------------------------------------
     def train_step(self):
-        """One optimizer step over grad_accum micro-batches; returns (mean loss, grad norm)."""
+        """One optimizer step over grad_accum micro-batches; returns (mean loss, grad norm).
+
+        Distributed, the gradients are reduced in the last micro-batch's backward only (no_sync
+        before it). DDP averages over the N ranks, but the global micro-batch's loss is the mean
+        over all its counted targets, so rank r's loss is weighted by N * n_r / n (n_r its counted
+        targets, n everyone's): the average is then sum_r n_r * grad(loss_r) / n, the gradient
+        one process gets from the whole batch. With equal counts the weight is exactly 1."""
         cfg = self.cfg
         total = 0.0
-        for _ in range(cfg.grad_accum):
+        for i in range(cfg.grad_accum):
             x, y = self.data.get_batch("train")
-            _, loss = self.model(x, y)
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise TrainingError(
-                    f"loss is {value} at step {self.step}; stopping. The last good checkpoint is "
-                    f"left intact in {self.run.root} (try a lower lr)")
-            (loss / cfg.grad_accum if cfg.grad_accum > 1 else loss).backward()
-            total += value
+            share = self._target_share(y)
+            last = i == cfg.grad_accum - 1
+            with self.ddp.no_sync() if self.world_size > 1 and not last else contextlib.nullcontext():
+                _, loss = self.ddp(x, y)
+                value = float(loss.item())
+                if self.world_size == 1 and not math.isfinite(value):
+                    self._stop_on_loss(value)
+                scaled = loss / cfg.grad_accum if cfg.grad_accum > 1 else loss
+                (scaled * share if share != 1.0 else scaled).backward()
+            total += value * share
+        if self.world_size > 1:                    # the global loss: every rank's weighted share
+            total = float(dist.all_reduce(np.array([total]))[0]) / self.world_size
+            if not math.isfinite(total):           # the same on every rank: they stop together
+                self._stop_on_loss(total)
         norm = float(clip_grad_norm_(self.params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf))
         if not math.isfinite(norm):
-            raise TrainingError(
+            raise dist.collective_error(TrainingError(
                 f"the gradient norm is {norm} at step {self.step}; stopping before the update. The last good "
-                f"checkpoint is left intact in {self.run.root} (try a lower lr or grad_clip)")
+                f"checkpoint is left intact in {self.run.root} (try a lower lr or grad_clip)"))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total / cfg.grad_accum, norm
+
+    def _stop_on_loss(self, value):
+        raise dist.collective_error(TrainingError(
+            f"loss is {value} at step {self.step}; stopping. The last good checkpoint is "
+            f"left intact in {self.run.root} (try a lower lr)"))
+
+    def _target_share(self, y):
+        """N * n_r / n for this rank's micro-batch targets y (1.0 with one process)."""
+        if self.world_size == 1:
+            return 1.0
+        mine = float((y != IGNORE_INDEX).sum())
+        everyone = float(dist.all_reduce(np.array([mine]))[0])
+        return self.world_size * mine / everyone if everyone else 1.0
 
     def maybe_evaluate(self):
         """Evaluate, log, keep the best weights; return True when early stopping says stop."""
@@ -186,7 +276,9 @@ class Trainer:
         if val_loss < self.best_val_loss:
             self.best_val_loss, self.evals_since_best = val_loss, 0
             self._check_weights_finite()
-            self.run.save_best(self.model, self.state(val_loss))
+            state = self.state(val_loss)
+            if self.is_writer:
+                self.run.save_best(self.model, state)
         else:
             self.evals_since_best += 1
         self.last_val_loss = val_loss
@@ -194,15 +286,17 @@ class Trainer:
         return patience > 0 and self.evals_since_best >= patience
 
     def _acquire(self):
-        """Lock the run unless the caller (the CLI, finetune) already holds its lock."""
-        if not self.run.locked:
+        """Lock the run unless the caller (the CLI, finetune) already holds its lock (rank 0 only)."""
+        if self.is_writer and not self.run.locked:
             self.run.check_writable_target()
             self.run.lock()
             self._owns_lock = True
 
     def _start_run(self):
-        """Make the folder a run if it is not one yet; a fresh start drops stale metrics."""
+        """Make the folder a run if it is not one yet; a fresh start drops stale metrics (rank 0)."""
         run = self.run
+        if not self.is_writer:
+            return
         if not run.config_path.is_file():
             tok_sha = run.install_tokenizer(self.tokenizer) if self.tokenizer is not None else None
             model_config = getattr(self.model, "config", None)
@@ -228,6 +322,11 @@ class Trainer:
                 self.run.unlock()
                 self._owns_lock = False
 
+    def _out_of_time(self, t_start):
+        """max_time has passed (rank 0's clock decides for every rank, so they stop together)."""
+        late = np.array([time.perf_counter() - t_start > self.cfg.max_time], np.float64)
+        return bool(dist.broadcast(late)[0]) if self.world_size > 1 else bool(late[0])
+
     def _loop(self):
         cfg = self.cfg
         self.model.train()
@@ -249,9 +348,10 @@ class Trainer:
             dt = time.perf_counter() - t0
             inst = self.tokens_per_step / dt
             tok_per_sec = inst if tok_per_sec == 0 else 0.9 * tok_per_sec + 0.1 * inst
-            mfu = tok_per_sec * flops_per_token / GEMM_PEAK.flops
+            # distributed: the job's tokens over every rank's peak (rank 0's measurement, N times)
+            mfu = tok_per_sec * flops_per_token / (GEMM_PEAK.flops * self.world_size)
             if mfu > 1.0:                        # the peak was measured in a busy moment
-                mfu = tok_per_sec * flops_per_token / GEMM_PEAK.measure()
+                mfu = tok_per_sec * flops_per_token / (GEMM_PEAK.measure() * self.world_size)
             if self.step % cfg.log_interval == 0:
                 self.log({"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm,
                           "tokens_per_sec": round(inst, 1), "mfu": round(mfu, 4)})
@@ -262,7 +362,7 @@ class Trainer:
                             refresh=False)       # drawn by update()'s own timer, not each step
             if self.step % cfg.checkpoint_interval == 0 and self.step < cfg.max_iters:
                 self.save(self.last_val_loss)
-            if cfg.max_time and time.perf_counter() - t_start > cfg.max_time:
+            if cfg.max_time and self._out_of_time(t_start):
                 stopped = "max_time"
                 break
         bar.close()

@@ -61,7 +61,7 @@ class GPTConfig:
     n_embd: int = option(384, "C: width of the residual stream; head size hs = C // nh")
     dropout: float = option(0.0, "dropout probability on embeddings, attention weights and residual branches")
     bias: bool = option(True, "biases in Linear and LayerNorm layers (True like GPT-2; False is a bit faster/better; "
-                              "qkv_bias, attention_bias, mlp_bias put single projections' back)")
+                              "qkv_bias, attention_bias and mlp_bias add them back on single projections)")
     n_kv_head: int = option(0, "nkv: key/value heads; fewer than n_head (a divisor) is grouped-query attention, "
                                "1 multi-query; 0 means n_head")
     positions: str = option("learned", "'learned' (a wpe table of block_size rows, GPT-2) or 'rope' (rotary "

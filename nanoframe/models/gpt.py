@@ -153,25 +153,29 @@ class GPTConfig:
         return cls(**d)
 
 
+def block_linears(config):
+    """name inside a block -> (out, in, has_bias) of each of its Linear layers (attn.*, mlp.*):
+    the one place that names the projections and sizes them for every layout."""
+    C, nh, nkv, hs, H = config.n_embd, config.n_head, config.kv_heads, config.head_size, config.mlp_size
+    qkv_b = config.bias or config.qkv_bias or config.attention_bias
+    out_b, mlp_b = config.bias or config.attention_bias, config.bias or config.mlp_bias
+    if config.qkv_proj == "packed":
+        attn = {"attn.c_attn": ((nh + 2 * nkv) * hs, C, qkv_b), "attn.c_proj": (C, nh * hs, out_b)}
+    else:
+        attn = {"attn.q_proj": (nh * hs, C, qkv_b), "attn.k_proj": (nkv * hs, C, qkv_b),
+                "attn.v_proj": (nkv * hs, C, qkv_b), "attn.o_proj": (C, nh * hs, out_b)}
+    if config.mlp == "gelu":
+        mlp = {"mlp.c_fc": (H, C, mlp_b), "mlp.c_proj": (C, H, mlp_b)}
+    else:
+        mlp = {"mlp.gate_proj": (H, C, mlp_b), "mlp.up_proj": (H, C, mlp_b), "mlp.down_proj": (C, H, mlp_b)}
+    return {**attn, **mlp}
+
+
 def _linears(config):
     """name -> (out, in, has_bias) of every Linear layer GPT(config) has, lm_head last."""
-    C, nh, nkv, hs, H = config.n_embd, config.n_head, config.kv_heads, config.head_size, config.mlp_size
-    b = config.bias
-    qkv_b, out_b, mlp_b = b or config.qkv_bias or config.attention_bias, b or config.attention_bias, b or config.mlp_bias
-    out = {}
-    for i in range(config.n_layer):
-        h = f"transformer.h.{i}."
-        if config.qkv_proj == "packed":
-            out.update({h + "attn.c_attn": ((nh + 2 * nkv) * hs, C, qkv_b), h + "attn.c_proj": (C, nh * hs, out_b)})
-        else:
-            out.update({h + "attn.q_proj": (nh * hs, C, qkv_b), h + "attn.k_proj": (nkv * hs, C, qkv_b),
-                        h + "attn.v_proj": (nkv * hs, C, qkv_b), h + "attn.o_proj": (C, nh * hs, out_b)})
-        if config.mlp == "gelu":
-            out.update({h + "mlp.c_fc": (H, C, mlp_b), h + "mlp.c_proj": (C, H, mlp_b)})
-        else:
-            out.update({h + "mlp.gate_proj": (H, C, mlp_b), h + "mlp.up_proj": (H, C, mlp_b),
-                        h + "mlp.down_proj": (C, H, mlp_b)})
-    out["lm_head"] = (config.vocab_size, C, False)
+    block = block_linears(config)
+    out = {f"transformer.h.{i}.{name}": v for i in range(config.n_layer) for name, v in block.items()}
+    out["lm_head"] = (config.vocab_size, config.n_embd, False)
     return out
 
 
@@ -220,10 +224,9 @@ class CausalSelfAttention(nn.Module):
         self.rope_theta = config.rope_theta if config.positions == "rope" else None
         self.dropout = config.dropout
         self.packed = config.qkv_proj == "packed"
-        shapes = _linears(dataclasses.replace(config, n_layer=1))
-        for name, (out, inp, bias) in shapes.items():
-            if name.startswith("transformer.h.0.attn."):
-                self.add_module(name.rpartition(".")[2], nn.Linear(inp, out, bias=bias))
+        for name, (out, inp, bias) in block_linears(config).items():
+            if name.startswith("attn."):
+                self.add_module(name[len("attn."):], nn.Linear(inp, out, bias=bias))
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, cache=None):
@@ -256,10 +259,9 @@ class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.swiglu = config.mlp == "swiglu"
-        shapes = _linears(dataclasses.replace(config, n_layer=1))
-        for name, (out, inp, bias) in shapes.items():
-            if name.startswith("transformer.h.0.mlp."):
-                self.add_module(name.rpartition(".")[2], nn.Linear(inp, out, bias=bias))
+        for name, (out, inp, bias) in block_linears(config).items():
+            if name.startswith("mlp."):
+                self.add_module(name[len("mlp."):], nn.Linear(inp, out, bias=bias))
         if not self.swiglu:
             self.gelu = nn.GELU(approximate="tanh")         # GPT-2 uses the tanh approximation
         self.dropout = nn.Dropout(config.dropout)

@@ -43,15 +43,10 @@ CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_
 TANH_GELU = ("gelu_new", "gelu_pytorch_tanh")
 MODEL_TYPES = ("gpt2", "llama", "qwen2")
 _GPT2_BUFFER = re.compile(r"(^|\.)h\.\d+\.attn\.(bias|masked_bias)$")
-_LLAMA_NAMES = [  # (HF pattern, ours), applied after an optional "model." prefix is settled
-    (re.compile(r"^model\.embed_tokens\.weight$"), "transformer.wte.weight"),
-    (re.compile(r"^model\.norm\.weight$"), "transformer.ln_f.weight"),
-    (re.compile(r"^model\.layers\.(\d+)\.input_layernorm\.weight$"), r"transformer.h.\1.ln_1.weight"),
-    (re.compile(r"^model\.layers\.(\d+)\.post_attention_layernorm\.weight$"), r"transformer.h.\1.ln_2.weight"),
-    (re.compile(r"^model\.layers\.(\d+)\.self_attn\.([qkvo]_proj\.(?:weight|bias))$"), r"transformer.h.\1.attn.\2"),
-    (re.compile(r"^model\.layers\.(\d+)\.mlp\.((?:gate|up|down)_proj\.(?:weight|bias))$"), r"transformer.h.\1.mlp.\2"),
-    (re.compile(r"^lm_head\.weight$"), "lm_head.weight"),
-]
+# llama/qwen2 name pieces, HF's -> ours (and back): a name prefix, then parts inside a layer
+_LLAMA_PREFIXES = (("model.embed_tokens.", "transformer.wte."), ("model.norm.", "transformer.ln_f."),
+                   ("model.layers.", "transformer.h."))
+_LLAMA_PARTS = ((".input_layernorm.", ".ln_1."), (".post_attention_layernorm.", ".ln_2."), (".self_attn.", ".attn."))
 _LLAMA_BUFFER = re.compile(r"\.rotary_emb\.inv_freq$")   # written by old transformers versions
 
 
@@ -230,10 +225,20 @@ def _our_name(name, family):
         return None
     if not name.startswith(("model.", "lm_head.")):
         name = "model." + name                         # saved from the base LlamaModel: no prefix
-    for pattern, ours in _LLAMA_NAMES:
-        if pattern.match(name):
-            return pattern.sub(ours, name)
-    return "(unknown) " + name
+    return _rename(name, _LLAMA_PREFIXES, _LLAMA_PARTS, 0)
+
+
+def _rename(name, prefixes, parts, src):
+    """Rename by the (hf, ours) pieces, from HF's names (src 0) or to them (src 1). A name that is
+    not one of the model's comes out under a name no config expects: the shape check reports it."""
+    dst = 1 - src
+    for pair in prefixes:
+        if name.startswith(pair[src]):
+            name = pair[dst] + name[len(pair[src]):]
+            break
+    for pair in parts:
+        name = name.replace(pair[src], pair[dst])
+    return name
 
 
 def state_from_hf(tensors, cfg, where="model.safetensors", shapes_only=False):
@@ -246,7 +251,7 @@ def state_from_hf(tensors, cfg, where="model.safetensors", shapes_only=False):
     from nanoframe.models.gpt import parameter_shapes
 
     family = "gpt2" if cfg.positions == "learned" else "llama"
-    renamed, lm_head = {}, None
+    renamed, lm_head, problems = {}, None, []
     for name, arr in tensors.items():
         ours = _our_name(name, family)
         if ours is None:
@@ -254,11 +259,12 @@ def state_from_hf(tensors, cfg, where="model.safetensors", shapes_only=False):
         if ours == "lm_head.weight" and cfg.tie_word_embeddings:
             lm_head = arr                              # a tied head: must equal wte if stored
             continue
+        if ours in renamed:
+            problems.append(f"{renamed[ours][0]} and {name} are both {ours}")
         renamed[ours] = (name, arr)
     expected = parameter_shapes(cfg)
     missing = sorted(set(expected) - set(renamed))
     unexpected = sorted(renamed[k][0] for k in set(renamed) - set(expected))
-    problems = []
     if missing:
         problems.append(f"missing key(s) {bounded(missing, 200)}")
     if unexpected:
@@ -372,8 +378,6 @@ def _llama_tensors(cfg, params, family):
     full = parameter_shapes(_with(cfg, qkv_proj="split", bias=False, qkv_bias=family == "qwen2",
                                   attention_bias=bool(hf_cfg.get("attention_bias")),
                                   mlp_bias=bool(hf_cfg.get("mlp_bias"))))
-    inverse = {"transformer.wte.weight": "model.embed_tokens.weight", "transformer.ln_f.weight": "model.norm.weight",
-               "lm_head.weight": "lm_head.weight"}
     out = {}
     for name, shape in full.items():
         arr = split.get(name)
@@ -381,9 +385,7 @@ def _llama_tensors(cfg, params, family):
             if not name.endswith(".bias"):
                 raise ValueError(f"to_hf: the model has no parameter {name}")
             arr = np.zeros(shape, np.float32)
-        hf_name = inverse.get(name) or (name.replace("transformer.h.", "model.layers.").replace(".ln_1.", ".input_layernorm.")
-                                        .replace(".ln_2.", ".post_attention_layernorm.").replace(".attn.", ".self_attn."))
-        out[hf_name] = np.ascontiguousarray(arr)
+        out[_rename(name, _LLAMA_PREFIXES, _LLAMA_PARTS, 1)] = np.ascontiguousarray(arr)
     return out
 
 

@@ -417,7 +417,8 @@ def causal_self_attention(qkv, n_head, dropout_p=0.0, *, n_kv_head=None, rope_th
         if x.ndim != 3 or x.shape[-1] % 3 != 0:
             raise ValueError(f"{op}: qkv must be (B, T, 3C), got shape {x.shape}")
         if (x.shape[-1] // 3) % n_head != 0:
-            raise ValueError(f"{op}: C = {x.shape[-1] // 3} (qkv shape {x.shape}) is not divisible by n_head = {n_head}")
+            raise ValueError(f"{op}: C = {x.shape[-1] // 3} (qkv shape {x.shape}) is not divisible by "
+                             f"n_head = {n_head}")
     elif x.ndim != 3 or x.shape[-1] % units != 0:
         raise ValueError(f"{op}: qkv must be (B, T, (n_head + 2 n_kv_head) * hs) = (B, T, {units} * hs), "
                          f"got shape {x.shape}")

@@ -1,6 +1,7 @@
 """Forward + backward time of each fused op in nanoframe.functional next to PyTorch's (CPU).
 
-GPT-sized shapes: B=8, T=256, C=384, nh=6, hs=64, V=4096, float32; the conv, pooling and batch
+GPT-sized shapes: B=8, T=256, C=384, nh=6, hs=64, V=4096, float32 (Llama-style rows: 2 K/V heads,
+SwiGLU hidden 1024); the conv, pooling and batch
 norm rows use a CIFAR-sized ResNet block (N=32, C=64, 32x32), the recurrent rows a char-RNN
 (T=128, B=32, input = hidden = 256). Each entry is the median of several repeats of one forward
 and one backward (upstream gradient of ones / a fixed array); the recurrent rows include the
@@ -20,6 +21,7 @@ import nanoframe.functional as F
 
 B, T, C, NH, V = 8, 256, 384, 6, 4096
 HS = C // NH
+NKV, LH = 2, 1024                  # Llama-style rows: K/V heads, SwiGLU hidden size
 CN, CC, CH = 32, 64, 32            # conv rows: batch, channels, height = width
 RT, RB, RH = 128, 32, 256          # recurrent rows: time steps, batch, input = hidden size
 
@@ -82,6 +84,12 @@ def cases():
          _recurrent("LSTM"), lambda tF: _recurrent("LSTM", torch_module=True)),
         ("GRU layer", f"x ({RT},{RB},{RH}) H={RH}", lambda r: [r((RT, RB, RH))], (0,),
          _recurrent("GRU"), lambda tF: _recurrent("GRU", torch_module=True)),
+        ("swiglu", f"gate, up ({B},{T},{LH})", lambda r: [r((B, T, LH)), r((B, T, LH))], (0, 1),
+         F.swiglu, lambda tF: (lambda g, u: tF.silu(g) * u)),
+        ("attention GQA+rope (fused)", f"q ({B},{T},{C}) k,v ({B},{T},{NKV * HS}) nh={NH} nkv={NKV}", _gqa_inputs,
+         (0, 1, 2), lambda q, k, v: F.causal_attention(q, k, v, n_head=NH, rope_theta=1e4), _torch_gqa_rope),
+        ("rope op, then attention GQA", f"q ({B},{T},{C}) k,v ({B},{T},{NKV * HS}) nh={NH} nkv={NKV}", _gqa_inputs,
+         (0, 1, 2), _rope_then_attention, _torch_gqa_rope),
         ("sdpa causal", f"q,k,v ({B},{NH},{T},{HS})", lambda r: [r((B, NH, T, HS)), r((B, NH, T, HS)), r((B, NH, T, HS))],
          (0, 1, 2), lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
          lambda tF: (lambda q, k, v: tF.scaled_dot_product_attention(q, k, v, is_causal=True))),
@@ -105,6 +113,39 @@ def _torch_packed_attention(tF):
         q, k, v = qkv.split(C, dim=2)
         q, k, v = (t.view(B, T, NH, HS).transpose(1, 2) for t in (q, k, v))
         return tF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+
+    return fn
+
+
+def _gqa_inputs(r):
+    return [r((B, T, C)), r((B, T, NKV * HS)), r((B, T, NKV * HS))]
+
+
+def _rope_then_attention(q, k, v):
+    """RoPE as its own op on the (B, heads, T, hs) views, then the fused attention without it: the
+    alternative to rotating inside the attention (ops/rope.py says which measured faster)."""
+    def rot(x, n):
+        x4 = F.rope(x.reshape(B, T, n, HS).transpose(1, 2), theta=1e4)
+        return x4.transpose(1, 2).reshape(B, T, n * HS)
+
+    return F.causal_attention(rot(q, NH), rot(k, NKV), v, n_head=NH)
+
+
+def _torch_gqa_rope(tF):
+    """torch's twin: view heads, rotate q and k as transformers' Llama does, SDPA with enable_gqa, merge."""
+    import torch
+
+    inv = 1.0 / (1e4 ** (torch.arange(0, HS, 2, dtype=torch.float) / HS))
+    ang = torch.arange(T, dtype=torch.float)[:, None] * inv[None, :]
+    cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
+
+    def rot(x):
+        return x * cos + torch.cat((-x[..., HS // 2:], x[..., : HS // 2]), -1) * sin
+
+    def fn(q, k, v):
+        q, k, v = (t.view(B, T, -1, HS).transpose(1, 2) for t in (q, k, v))
+        y = tF.scaled_dot_product_attention(rot(q), rot(k), v, is_causal=True, enable_gqa=True)
+        return y.transpose(1, 2).reshape(B, T, C)
 
     return fn
 

@@ -179,7 +179,7 @@ def train_worker(strategy, config, steps, warmup):
     elif strategy == "one-thread":
         nanoframe.set_num_threads(1)
     L, nh, C, T, B, V = bt.CONFIGS[config]
-    times = bt.run_nanoframe(L, nh, C, T, B, V, steps, warmup)
+    times = bt.run_nanoframe(config, steps, warmup)
     print(json.dumps({"tok_s": B * T / statistics.median(times["wall"])}))
 
 

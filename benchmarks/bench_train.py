@@ -1,6 +1,6 @@
 """Training throughput: nanoframe beside PyTorch (CPU) on the same GPT shapes.
 
-    python benchmarks/bench_train.py --config tiny        # or bpe, small, all
+    python benchmarks/bench_train.py --config tiny        # or bpe, small, llama, all
     python benchmarks/bench_train.py --config all --markdown
     python benchmarks/bench_train.py --config tiny --baseline /path/to/older/checkout
     python benchmarks/bench_train.py --config tiny --same-process 1
@@ -16,6 +16,11 @@ this machine's measured float32 GEMM peak); the load average over the runs.
 --baseline DIR runs a second nanoframe (the package in DIR, e.g. the commit before a change) in
 the same alternation. --same-process N also runs both frameworks inside one process, alternating
 blocks of N steps, to show how that changes the ratio (benchmarks/RESULTS.md explains why).
+
+The llama config is the bpe shape as a Llama-style decoder (RMSNorm, RoPE, 2 of 4 K/V heads, SwiGLU
+MLP of hidden size 784, no biases, tied embeddings: nanoframe's `llama` preset), against the same
+architecture in PyTorch (benchmarks/torch_gpt.py TorchLlama: torch.nn.RMSNorm, SDPA with
+enable_gqa, F.silu(gate) * up).
 """
 import argparse
 import json
@@ -31,11 +36,25 @@ CONFIGS = {  # (n_layer, n_head, n_embd, block_size T, batch B, vocab V), as in 
     "tiny": (4, 4, 128, 64, 12, 65),
     "bpe": (4, 4, 256, 128, 8, 4096),
     "small": (6, 6, 384, 256, 8, 65),
+    "llama": (4, 4, 256, 128, 8, 4096),
 }
+# Llama-style configs: their GPTConfig architecture fields (the `llama` preset's)
+LLAMA = {"llama": dict(n_kv_head=2, mlp_hidden=784, positions="rope", norm="rmsnorm", mlp="swiglu",
+                       qkv_proj="split", bias=False)}
 
 
-def flops_per_token(L, C, T, V):
-    n_params = L * 12 * C * C + V * C  # matmul weights (biases and norms are negligible)
+def layer_gemms(name):
+    """(in, out) of each Linear in one block of config `name`."""
+    L, nh, C, T, B, V = CONFIGS[name]
+    if name not in LLAMA:
+        return [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)]      # c_attn, attn c_proj, c_fc, mlp c_proj
+    kv, H = LLAMA[name]["n_kv_head"] * (C // nh), LLAMA[name]["mlp_hidden"]
+    return [(C, C), (C, kv), (C, kv), (C, C), (C, H), (C, H), (H, C)]   # q, k, v, o, gate, up, down
+
+
+def flops_per_token(name):
+    L, nh, C, T, B, V = CONFIGS[name]
+    n_params = L * sum(i * o for i, o in layer_gemms(name)) + V * C   # matmul weights (biases, norms negligible)
     return 6 * n_params + 12 * L * T * C
 
 
@@ -53,12 +72,13 @@ def _timeit(fn):
     return time.perf_counter() - t
 
 
-def matmul_floor(L, nh, C, T, B, V, repeats=5):
+def matmul_floor(name, repeats=5):
     """Seconds per step for the forward and backward matmuls alone (3 GEMMs per forward GEMM)."""
+    L, nh, C, T, B, V = CONFIGS[name]
     rng = np.random.default_rng(0)
     N, hs = B * T, C // nh
     mats = []
-    for k, n in [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)]:  # c_attn, attn c_proj, c_fc, mlp c_proj
+    for k, n in layer_gemms(name):
         mats.append((rng.standard_normal((N, k), np.float32), rng.standard_normal((k, n), np.float32), L))
     mats.append((rng.standard_normal((N, C), np.float32), rng.standard_normal((C, V), np.float32), 1))
     q = rng.standard_normal((B * nh, T, hs), np.float32)
@@ -95,15 +115,17 @@ def _timed_steps(step, make_batch, steps, warmup):
     return {"wall": wall, "cpu": cpu}
 
 
-def nanoframe_step(L, nh, C, T, B, V):
+def nanoframe_step(name):
     """(step(x, y), make_batch()) for nanoframe: forward, backward, clip, AdamW, zero_grad."""
     import nanoframe
     from nanoframe.models import GPT, GPTConfig
     from nanoframe.nn.utils import clip_grad_norm_
 
+    L, nh, C, T, B, V = CONFIGS[name]
     nanoframe.runtime.tune_malloc()   # as `nanoframe train` and Trainer.train() do (opt-in since import is inert)
     nanoframe.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=nh, n_embd=C, dropout=0.0))
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=nh, n_embd=C, dropout=0.0,
+                          **LLAMA.get(name, {})))
     opt = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99))
     params = [p for g in opt.param_groups for p in g["params"]]
     rng = np.random.default_rng(0)
@@ -118,14 +140,18 @@ def nanoframe_step(L, nh, C, T, B, V):
     return step, lambda: (rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T)))
 
 
-def torch_step(L, nh, C, T, B, V):
+def torch_step(name):
     """(step(x, y), make_batch()) for PyTorch, the same loop on benchmarks/torch_gpt.py's model."""
     import torch
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from torch_gpt import TorchGPT
+    from torch_gpt import TorchGPT, TorchLlama
 
+    L, nh, C, T, B, V = CONFIGS[name]
     torch.manual_seed(0)
-    model = TorchGPT(V, T, L, nh, C)
+    if name in LLAMA:
+        model = TorchLlama(V, T, L, nh, C, LLAMA[name]["n_kv_head"], LLAMA[name]["mlp_hidden"])
+    else:
+        model = TorchGPT(V, T, L, nh, C)
     opt = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99))
     rng = np.random.default_rng(0)
 
@@ -142,24 +168,23 @@ def torch_step(L, nh, C, T, B, V):
     return step, make_batch
 
 
-def run_nanoframe(L, nh, C, T, B, V, steps, warmup):
-    return _timed_steps(*nanoframe_step(L, nh, C, T, B, V), steps, warmup)
+def run_nanoframe(name, steps, warmup):
+    return _timed_steps(*nanoframe_step(name), steps, warmup)
 
 
-def run_torch(L, nh, C, T, B, V, steps, warmup):
-    return _timed_steps(*torch_step(L, nh, C, T, B, V), steps, warmup)
+def run_torch(name, steps, warmup):
+    return _timed_steps(*torch_step(name), steps, warmup)
 
 
 def worker(framework, config, steps, warmup):
-    L, nh, C, T, B, V = CONFIGS[config]
     load = os.getloadavg()[0]
     run = run_torch if framework == "torch" else run_nanoframe
-    times = run(L, nh, C, T, B, V, steps, warmup)
+    times = run(config, steps, warmup)
     out = {"step_s": float(np.median(times["wall"])), "cpu_s": float(np.median(times["cpu"])),
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "load": [load, os.getloadavg()[0]]}
     if framework == "nanoframe":
-        out["floor_s"] = matmul_floor(L, nh, C, T, B, V)
+        out["floor_s"] = matmul_floor(config)
         out["peak_flops"] = gemm_peak()
     print(json.dumps(out))
 
@@ -167,8 +192,7 @@ def worker(framework, config, steps, warmup):
 def same_process_worker(config, steps, warmup, block):
     """Both frameworks in ONE process, alternating blocks of `block` steps (the way the issue's
     interleaved figures were taken): prints each one's median step time and CPU time."""
-    L, nh, C, T, B, V = CONFIGS[config]
-    loops = {"nanoframe": nanoframe_step(L, nh, C, T, B, V), "torch": torch_step(L, nh, C, T, B, V)}
+    loops = {"nanoframe": nanoframe_step(config), "torch": torch_step(config)}
     times = {fw: {"wall": [], "cpu": []} for fw in loops}
     for fw, (step, make_batch) in loops.items():
         _timed_steps(step, make_batch, 0, warmup)
@@ -224,7 +248,7 @@ def table(rows, baseline=False):
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, nf, pt, base in rows:
         L, nh, C, T, B, V = CONFIGS[name]
-        tokens, fpt = B * T, flops_per_token(L, C, T, V)
+        tokens, fpt = B * T, flops_per_token(name)
         nf_tps, floor_tps = tokens / nf["step_s"], tokens / nf["floor_s"]
         peak = nf["peak_flops"]
         loads = [x for r in (nf, pt, base) if r for x in r["load"]]

@@ -134,9 +134,10 @@ def cmd_train(args, extra):
 
     model_over, train_over = parse_overrides(extra, GPTConfig, TrainConfig)
     if args.resume:
-        _refuse_on_resume(args, ["data", "tokenizer", "preset", "vocab_size", "glob"])
+        _refuse_on_resume(args, ["data", "tokenizer", "preset", "arch", "vocab_size", "glob"])
     s = pretrain(args.out, args.data or (), data_dir=args.data_dir, glob=args.glob or "**/*.txt",
                  tokenizer=args.tokenizer, vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE, preset=args.preset,
+                 arch=args.arch,
                  model_overrides=model_over, train_overrides=train_over, resume=args.resume,
                  show_progress=not args.no_progress, log=_log)
     if _follower():
@@ -368,20 +369,14 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def _presets_help():
-    from nanoframe.training.config import PRESETS
+    from nanoframe.training.config import PRESETS, describe_preset
 
-    lines = []
-    for name, p in PRESETS.items():
-        m, t = p["model"], p["train"]
-        lines.append(f"  {name}: {m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size "
-                     f"{m['block_size']}, dropout {m['dropout']}; batch_size {t['batch_size']}, {t['max_iters']} "
-                     f"steps, lr {t['lr']:g} -> {t['min_lr']:g}")
-    return "\n".join(lines)
+    return "\n".join("  " + describe_preset(name) for name in PRESETS)
 
 
 def build_parser():
     from nanoframe.models import GPTConfig
-    from nanoframe.training.config import TrainConfig
+    from nanoframe.training.config import ARCHITECTURES, PRESETS, TrainConfig
 
     fmt = _Formatter
     p = _Parser(prog="nanoframe", description="Train and sample small GPTs on a CPU with NumPy.")
@@ -421,8 +416,11 @@ def build_parser():
     tr.add_argument("--glob", help="files to take from folders (default **/*.txt)")
     tr.add_argument("--data-dir", help="a folder written by `nanoframe prepare` (on --resume: where it is now)")
     tr.add_argument("--out", default=DEFAULT_RUN, help="run folder")
-    tr.add_argument("--preset", choices=["tiny", "small", "default"],
+    tr.add_argument("--preset", choices=list(PRESETS),
                     help="model and schedule (default: 'default' for the stdlib, 'tiny' for --data)")
+    tr.add_argument("--arch", choices=list(ARCHITECTURES),
+                    help="gpt2 or llama (RMSNorm, SwiGLU, RoPE, no biases) over the preset's shape; alone on the "
+                         "stdlib, llama picks the 'llama' preset (the default run's parameter count)")
     tr.add_argument("--tokenizer", help="bpe, char, or a tokenizer file (default: bpe for the stdlib, char for --data)")
     tr.add_argument("--vocab-size", type=_int_at_least(257), help=f"BPE vocabulary size (default {DEFAULT_VOCAB_SIZE})")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -442,7 +440,7 @@ def build_parser():
     inf = sub.add_parser("info", help="show a checkpoint's config, size, step and val loss")
     inf.add_argument("checkpoint", help="a run folder or a checkpoint folder")
 
-    ft = sub.add_parser("finetune", help="fine-tune a nanoframe run or a Hugging Face GPT-2 (full, frozen or LoRA)",
+    ft = sub.add_parser("finetune", help="fine-tune a nanoframe run or a Hugging Face gpt2/llama/qwen2 (full, frozen or LoRA)",
                         formatter_class=fmt,
                         epilog="Without --data the stdlib package held out of the default pretraining run is used. "
                                ".jsonl files are instruction data: {\"prompt\", \"completion\"} or {\"messages\": [...]} "
@@ -453,17 +451,19 @@ def build_parser():
                                + _fields_help(TrainConfig) + "\n\n" + MFU_HELP)
     src = ft.add_mutually_exclusive_group()
     src.add_argument("--from", dest="from_run", metavar="RUN", help="a nanoframe run or checkpoint folder")
-    src.add_argument("--from-hf", metavar="DIR", help="a Hugging Face GPT-2 folder (config.json + model.safetensors)")
-    ft.add_argument("--tokenizer", help="with --from-hf: a tokenizer file, or a folder with vocab.json/merges.txt "
-                                        "or encoder.json/vocab.bpe (default: the model folder)")
+    src.add_argument("--from-hf", metavar="DIR", help="a Hugging Face gpt2, llama or qwen2 folder (config.json + "
+                                                      "model.safetensors)")
+    ft.add_argument("--tokenizer", help="with --from-hf: a tokenizer file, or a folder with tokenizer.json, "
+                                        "vocab.json/merges.txt or encoder.json/vocab.bpe (default: the model folder)")
     ft.add_argument("--data", nargs="*", help="text files/folders, or .jsonl instruction files (default: stdlib holdout)")
     ft.add_argument("--glob", help="files to take from folders (default **/*.txt)")
     ft.add_argument("--out", help="run folder (default runs/finetune or runs/finetune-lora)")
     ft.add_argument("--resume", action="store_true", help="continue the fine-tune in --out from its last checkpoint")
     ft.add_argument("--val-fraction", type=_finite_float(0.0, 0.9), help="share of the data held out (default 0.1)")
     ft.add_argument("--lora", action="store_true", help="train LoRA adapters instead of the weights")
-    ft.add_argument("--lora-targets", help="comma-separated layer names (default c_attn,c_proj,c_fc: every "
-                                           "Linear of GPT's blocks)")
+    ft.add_argument("--lora-targets", help="comma-separated layer names, e.g. q_proj,v_proj (default: every Linear "
+                                           "of the blocks: c_attn,c_proj,c_fc for GPT-2, q_proj,k_proj,v_proj,o_proj,"
+                                           "gate_proj,up_proj,down_proj for Llama-style models)")
     ft.add_argument("--lora-r", type=_int_at_least(1), help="adapter rank (default 8)")
     ft.add_argument("--lora-alpha", type=_finite_float(), help="adapter scale alpha (default 16)")
     ft.add_argument("--lora-dropout", type=_finite_float(0.0, 0.99), help="dropout on the adapter input (default 0)")

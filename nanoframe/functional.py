@@ -9,6 +9,7 @@ from nanoframe.ops.activation import gelu
 from nanoframe.ops.activation import log_softmax
 from nanoframe.ops.activation import silu
 from nanoframe.ops.activation import softmax
+from nanoframe.ops.attention import causal_attention
 from nanoframe.ops.attention import causal_self_attention
 from nanoframe.ops.batch_norm import batch_norm
 from nanoframe.ops.attention import scaled_dot_product_attention
@@ -36,6 +37,8 @@ from nanoframe.ops.pooling import avg_pool1d
 from nanoframe.ops.pooling import avg_pool2d
 from nanoframe.ops.pooling import max_pool1d
 from nanoframe.ops.pooling import max_pool2d
+from nanoframe.ops.rope import rope
+from nanoframe.ops.swiglu import swiglu
 from nanoframe.tensor import Tensor as _Tensor
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "causal_attention",
     "causal_self_attention",
     "conv1d",
     "conv2d",
@@ -64,11 +68,13 @@ __all__ = [
     "pad",
     "relu",
     "rms_norm",
+    "rope",
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",
     "smooth_l1_loss",
     "softmax",
+    "swiglu",
     "tanh",
 ]
 

@@ -18,22 +18,33 @@ from nanoframe.schema import check
 
 
 class KVCache:
-    """Per-layer keys and values for generation, preallocated to block_size positions.
+    """Per-layer keys and values for generation, preallocated to `capacity` positions (default
+    block_size; generation asks for prompt + new tokens, at most block_size).
 
-    k[l], v[l]: arrays (B, nh, block_size, hs); the first `length` positions are filled and hold the
+    k[l], v[l]: arrays (B, nkv, capacity, hs) holding only the model's nkv key/value heads (fewer
+    than its query heads with grouped-query attention: that is where GQA saves memory); keys are
+    stored rotated when the model uses RoPE. The first `length` positions are filled and hold the
     tokens idx[:, start : start + length] of the sequence being generated, at positions
     0 .. length-1. GPT.forward(..., cache=cache) appends positions and advances `length`.
     """
 
-    def __init__(self, config, batch_size, dtype=np.float32):
-        nh, hs = config.n_head, config.n_embd // config.n_head
-        shape = (batch_size, nh, config.block_size, hs)
+    def __init__(self, config, batch_size, dtype=np.float32, capacity=None):
+        capacity = config.block_size if capacity is None else int(capacity)
+        if not 1 <= capacity <= config.block_size:
+            raise ValueError(f"KVCache: capacity must be in [1, block_size = {config.block_size}], got {capacity}")
+        shape = (batch_size, config.kv_heads, capacity, config.head_size)
         self.k = [np.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
         self.v = [np.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
         self.block_size = config.block_size
+        self.capacity = capacity
         self.batch_size = batch_size
         self.start = 0    # index in the full sequence of the token at cache position 0
         self.length = 0   # number of filled positions
+
+    @property
+    def nbytes(self):
+        """Bytes held by the keys and values of every layer."""
+        return sum(a.nbytes for a in self.k + self.v)
 
     def layer(self, i):
         """(k_cache, v_cache, t0) of layer i: what its attention reads and appends to."""
@@ -134,7 +145,9 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, stops, seed, 
     was_training = model.training
     model.eval()
     try:
-        cache = KVCache(model.config, B, dtype=model.lm_head.weight.array.dtype) if use_cache else None
+        capacity = min(bs, ids.shape[1] + max_new_tokens)   # only the positions this call can fill
+        cache = KVCache(model.config, B, dtype=model.lm_head.weight.array.dtype, capacity=capacity) \
+            if use_cache and max_new_tokens > 0 else None
         done = np.zeros(B, dtype=bool)
         fill = np.zeros(B, dtype=np.int64)   # the stop token a finished row repeats
         for _ in range(max_new_tokens):

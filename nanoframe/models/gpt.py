@@ -1,11 +1,23 @@
-"""GPT: a GPT-2 style decoder-only transformer, after karpathy/nanoGPT's model.py.
+"""GPT: one configurable decoder-only transformer, GPT-2 (nanoGPT's model.py) and Llama style.
 
-Classes in dependency order: GPTConfig, CausalSelfAttention, MLP, Block, GPT.
-Parameter names follow GPT-2 checkpoints (transformer.wte.weight, transformer.h.0.attn.c_attn.weight,
-..., lm_head.weight), so Hugging Face GPT-2 weights map key by key (their Conv1D weights are stored
-(in, out) and need a transpose).
+GPTConfig chooses each piece; its defaults are GPT-2 exactly, and one forward serves both:
 
-Shape letters: B batch, T time, C channels (n_embd), V vocab, nh heads, hs head size (C // nh).
+    piece        GPT-2 (the defaults)                 Llama / Qwen2 / SmolLM2 / TinyLlama
+    norm         LayerNorm (eps 1e-5, bias)           RMSNorm (norm_eps 1e-5 or 1e-6)
+    MLP          c_fc, tanh-GELU, c_proj (4C)         down_proj(silu(gate_proj x) * up_proj x)
+    positions    learned table wpe                    rotary (RoPE, rope_theta) on q and k
+    attention    n_head K/V heads                     n_kv_head < n_head (grouped-query)
+    projections  packed c_attn (q|k|v), c_proj        split q_proj, k_proj, v_proj, o_proj
+    biases       everywhere (bias)                    none; Qwen2 on q, k, v (qkv_bias)
+    lm_head      tied to wte                          tied (SmolLM2) or separate (TinyLlama)
+
+Parameter names: transformer.wte.weight, transformer.h.N.{ln_1, attn.*, ln_2, mlp.*}, transformer.ln_f,
+lm_head.weight; each projection is named after its layout (GPT-2's c_attn/c_proj/c_fc, or
+Llama's q_proj/k_proj/v_proj/o_proj/gate_proj/up_proj/down_proj), so Hugging Face GPT-2, Llama and
+Qwen2 weights map name by name (models/hf.py) and LoRA targets Llama's projection names.
+
+Shape letters: B batch, T time, C channels (n_embd), V vocab, nh heads, nkv K/V heads, hs head
+size (C // nh), H the MLP's hidden size.
 
 The model is written once. Training calls it on Tensors (every op records its graph); cached
 decoding (models/generate.py) calls the same forward with a KV cache on plain ndarrays: a layer
@@ -20,10 +32,11 @@ import numpy as np
 
 import nanoframe.functional as F
 from nanoframe import nn
-from nanoframe.autograd import array_inference
+from nanoframe.autograd import array_inference, arrays_in_layers
 from nanoframe.errors import ConfigError, bounded
-from nanoframe.ops.attention import cached_causal_attention
+from nanoframe.ops.attention import cached_causal_attention, split_packed
 from nanoframe.ops.loss import IGNORE_INDEX
+from nanoframe.ops.swiglu import swiglu_forward
 from nanoframe.schema import MAX_VOCAB, option
 from nanoframe.tensor import Tensor
 
@@ -31,19 +44,43 @@ from nanoframe.tensor import Tensor
 # Upper bounds far above any model a CPU trains, so that a config read from a file can never ask
 # for an allocation (or a loop) without end.
 _SIZE_LIMITS = {"vocab_size": MAX_VOCAB, "block_size": 1 << 20, "n_layer": 4096, "n_head": 4096, "n_embd": 1 << 16}
+_CHOICES = {"norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu"), "positions": ("learned", "rope"),
+            "qkv_proj": ("packed", "split")}
+_FLAGS = ("bias", "qkv_bias", "attention_bias", "mlp_bias", "tie_word_embeddings")
 
 
 @dataclass
 class GPTConfig:
-    """Hyper-parameters of a GPT. Defaults: nanoGPT's small character-level Shakespeare model."""
+    """Hyper-parameters of a GPT. Defaults: nanoGPT's small character-level Shakespeare model, GPT-2's
+    architecture; every field after `bias` was added for Llama-style models and defaults to GPT-2."""
 
     vocab_size: int = option(65, "V: number of token ids (GPT-2: 50257, often padded to 50304)")
-    block_size: int = option(256, "maximum context length T (number of learned positions in wpe)")
+    block_size: int = option(256, "maximum context length T (the rows of a learned wpe table)")
     n_layer: int = option(6, "L: number of transformer blocks")
     n_head: int = option(6, "nh: attention heads per block; n_embd must be divisible by it")
     n_embd: int = option(384, "C: width of the residual stream; head size hs = C // nh")
     dropout: float = option(0.0, "dropout probability on embeddings, attention weights and residual branches")
-    bias: bool = option(True, "biases in Linear and LayerNorm layers (True like GPT-2; False is a bit faster/better)")
+    bias: bool = option(True, "biases in Linear and LayerNorm layers (True like GPT-2; False is a bit faster/better; "
+                              "qkv_bias, attention_bias and mlp_bias add them back on single projections)")
+    n_kv_head: int = option(0, "nkv: key/value heads; fewer than n_head (a divisor) is grouped-query attention, "
+                               "1 multi-query; 0 means n_head")
+    positions: str = option("learned", "'learned' (a wpe table of block_size rows, GPT-2) or 'rope' (rotary "
+                                       "q and k, Llama)")
+    rope_theta: float = option(10000.0, "RoPE base (Llama 2: 1e4, SmolLM2: 1e5, Llama 3: 5e5, Qwen2: 1e6)")
+    norm: str = option("layernorm", "'layernorm' (GPT-2) or 'rmsnorm' (Llama; it has no bias)")
+    norm_eps: float = option(1e-5, "epsilon of every norm (GPT-2: 1e-5; Llama: 1e-5 or 1e-6)")
+    mlp: str = option("gelu", "'gelu' (c_fc, tanh-GELU, c_proj: GPT-2) or 'swiglu' "
+                              "(down_proj(silu(gate_proj x) * up_proj x): Llama)")
+    mlp_hidden: int = option(0, "H: the MLP's hidden size; 0 means 4 * n_embd for gelu, and for swiglu "
+                                "8/3 * n_embd rounded up to a multiple of 64 (about the same parameters)")
+    qkv_proj: str = option("packed", "'packed' (one c_attn for q, k, v, and c_proj: GPT-2's names) or 'split' "
+                                     "(q_proj, k_proj, v_proj, o_proj: Llama's names; LoRA per projection)")
+    qkv_bias: bool = option(False, "biases on the q, k, v projections even when bias is False (Qwen2)")
+    attention_bias: bool = option(False, "biases on q, k, v and the attention output even when bias is False "
+                                         "(Hugging Face Llama's attention_bias)")
+    mlp_bias: bool = option(False, "biases on the MLP projections even when bias is False (Llama's mlp_bias)")
+    tie_word_embeddings: bool = option(True, "lm_head shares the token embedding's weight (GPT-2, SmolLM2); "
+                                             "False: a separate lm_head.weight (TinyLlama)")
 
     def __post_init__(self):
         for name, high in _SIZE_LIMITS.items():
@@ -59,9 +96,47 @@ class GPTConfig:
         if isinstance(d, bool) or not isinstance(d, (int, float, np.floating, np.integer)) or not 0.0 <= d < 1.0:
             raise ConfigError(f"GPTConfig.dropout must be a number with 0 <= dropout < 1, got {bounded(repr(d), 80)}")
         self.dropout = float(d)
-        if not isinstance(self.bias, (bool, np.bool_)):
-            raise ConfigError(f"GPTConfig.bias must be a bool, got {bounded(repr(self.bias), 80)}")
-        self.bias = bool(self.bias)
+        for name in _FLAGS:
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"GPTConfig.{name} must be a bool, got {bounded(repr(getattr(self, name)), 80)}")
+            setattr(self, name, bool(getattr(self, name)))
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"GPTConfig.{name} must be one of {', '.join(map(repr, choices))}, "
+                                  f"got {bounded(repr(getattr(self, name)), 80)}")
+        for name, low, high in (("n_kv_head", 0, self.n_head), ("mlp_hidden", 0, 1 << 20)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise ConfigError(f"GPTConfig.{name} must be an int in [{low}, {high}], got {bounded(repr(value), 80)}")
+            setattr(self, name, int(value))
+        if self.n_head % self.kv_heads != 0:
+            raise ConfigError(f"GPTConfig.n_head ({self.n_head}) must be a multiple of GPTConfig.n_kv_head "
+                              f"({self.n_kv_head})")
+        for name, high in (("rope_theta", 1e12), ("norm_eps", 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                    or not 0.0 < value <= high:
+                raise ConfigError(f"GPTConfig.{name} must be a number in (0, {high:g}], got {bounded(repr(value), 80)}")
+            setattr(self, name, float(value))
+        if self.positions == "rope" and self.head_size % 2 != 0:
+            raise ConfigError(f"GPTConfig: rotary positions need an even head size, n_embd / n_head = {self.head_size}")
+
+    @property
+    def kv_heads(self):
+        """nkv: the number of key/value heads (n_kv_head, or n_head when it is 0)."""
+        return self.n_kv_head or self.n_head
+
+    @property
+    def head_size(self):
+        """hs = n_embd // n_head."""
+        return self.n_embd // self.n_head
+
+    @property
+    def mlp_size(self):
+        """H: mlp_hidden, or its default for the MLP kind (see the field's help)."""
+        if self.mlp_hidden:
+            return self.mlp_hidden
+        return 4 * self.n_embd if self.mlp == "gelu" else 64 * math.ceil(8 * self.n_embd / 3 / 64)
 
     def to_dict(self):
         """Plain dict of the fields (JSON-serialisable)."""
@@ -69,7 +144,8 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d):
-        """Inverse of `to_dict`. Missing keys take their defaults; unknown keys raise ValueError."""
+        """Inverse of `to_dict`. Missing keys take their defaults (GPT-2's: a config written before a
+        field existed reads as it did); unknown keys raise ConfigError."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -77,86 +153,138 @@ class GPTConfig:
         return cls(**d)
 
 
+def block_linears(config):
+    """name inside a block -> (out, in, has_bias) of each of its Linear layers (attn.*, mlp.*):
+    the one place that names the projections and sizes them for every layout."""
+    C, nh, nkv, hs, H = config.n_embd, config.n_head, config.kv_heads, config.head_size, config.mlp_size
+    qkv_b = config.bias or config.qkv_bias or config.attention_bias
+    out_b, mlp_b = config.bias or config.attention_bias, config.bias or config.mlp_bias
+    if config.qkv_proj == "packed":
+        attn = {"attn.c_attn": ((nh + 2 * nkv) * hs, C, qkv_b), "attn.c_proj": (C, nh * hs, out_b)}
+    else:
+        attn = {"attn.q_proj": (nh * hs, C, qkv_b), "attn.k_proj": (nkv * hs, C, qkv_b),
+                "attn.v_proj": (nkv * hs, C, qkv_b), "attn.o_proj": (C, nh * hs, out_b)}
+    if config.mlp == "gelu":
+        mlp = {"mlp.c_fc": (H, C, mlp_b), "mlp.c_proj": (C, H, mlp_b)}
+    else:
+        mlp = {"mlp.gate_proj": (H, C, mlp_b), "mlp.up_proj": (H, C, mlp_b), "mlp.down_proj": (C, H, mlp_b)}
+    return {**attn, **mlp}
+
+
+def _linears(config):
+    """name -> (out, in, has_bias) of every Linear layer GPT(config) has, lm_head last."""
+    block = block_linears(config)
+    out = {f"transformer.h.{i}.{name}": v for i in range(config.n_layer) for name, v in block.items()}
+    out["lm_head"] = (config.vocab_size, config.n_embd, False)
+    return out
+
+
 def linear_shapes(config):
     """name -> (out, in) of every Linear layer GPT(config) has, without building it."""
-    C = config.n_embd
-    shapes = {}
-    for i in range(config.n_layer):
-        h = f"transformer.h.{i}."
-        shapes.update({h + "attn.c_attn": (3 * C, C), h + "attn.c_proj": (C, C),
-                       h + "mlp.c_fc": (4 * C, C), h + "mlp.c_proj": (C, 4 * C)})
-    shapes["lm_head"] = (config.vocab_size, C)
-    return shapes
+    return {name: (o, i) for name, (o, i, _) in _linears(config).items()}
 
 
 def parameter_shapes(config):
-    """name -> shape of every parameter GPT(config) has, without building it (the tied lm_head
+    """name -> shape of every parameter GPT(config) has, without building it (a tied lm_head
     listed once, as transformer.wte.weight). A loader checks a file's shapes against this before
     it allocates a model from a config read from disk; a test keeps it equal to the model's."""
-    C, bias = config.n_embd, config.bias
-    shapes = {"transformer.wte.weight": (config.vocab_size, C), "transformer.wpe.weight": (config.block_size, C)}
+    C = config.n_embd
+    shapes = {"transformer.wte.weight": (config.vocab_size, C)}
+    if config.positions == "learned":
+        shapes["transformer.wpe.weight"] = (config.block_size, C)
     norms = [f"transformer.h.{i}.{ln}" for i in range(config.n_layer) for ln in ("ln_1", "ln_2")]
     for name in norms + ["transformer.ln_f"]:
         shapes[name + ".weight"] = (C,)
-        if bias:
+        if config.bias and config.norm == "layernorm":
             shapes[name + ".bias"] = (C,)
-    for name, (out, inp) in linear_shapes(config).items():
-        if name != "lm_head":
+    for name, (out, inp, bias) in _linears(config).items():
+        if name != "lm_head" or not config.tie_word_embeddings:
             shapes[name + ".weight"] = (out, inp)
             if bias:
                 shapes[name + ".bias"] = (out,)
     return shapes
 
 
+def _norm(config):
+    """The block's norm layer: LayerNorm (with bias when config.bias) or RMSNorm."""
+    if config.norm == "layernorm":
+        return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
+    return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
+
+
 class CausalSelfAttention(nn.Module):
-    """Multi-head masked self-attention, all heads in one fused op on the packed qkv projection."""
+    """Multi-head (or grouped-query) masked self-attention, all heads in one fused op; rotary
+    positions applied to q and k inside it. Projections packed (c_attn, c_proj) or split
+    (q_proj, k_proj, v_proj, o_proj), as config.qkv_proj says."""
 
     def __init__(self, config):
         super().__init__()
-        C = config.n_embd
-        self.n_head = config.n_head
-        self.n_embd = C
+        C, nh, nkv, hs = config.n_embd, config.n_head, config.kv_heads, config.head_size
+        self.n_head, self.n_kv_head, self.n_embd = nh, nkv, C
+        self.rope_theta = config.rope_theta if config.positions == "rope" else None
         self.dropout = config.dropout
-        self.c_attn = nn.Linear(C, 3 * C, bias=config.bias)  # key, query, value projections for all heads
-        self.c_proj = nn.Linear(C, C, bias=config.bias)      # output projection (a residual projection)
+        self.packed = config.qkv_proj == "packed"
+        for name, (out, inp, bias) in block_linears(config).items():
+            if name.startswith("attn."):
+                self.add_module(name[len("attn."):], nn.Linear(inp, out, bias=bias))
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, cache=None):
         """x (B, T, C) -> (B, T, C). With cache = (k_cache, v_cache, t0) (decoding on ndarrays),
         the new keys and values are written at positions t0.. and attention sees the earlier ones."""
-        qkv = self.c_attn(x)                                 # (B, T, 3C): q, k, v side by side
+        if self.packed:
+            qkv = self.c_attn(x)                             # (B, T, (nh + 2 nkv) hs): q, k, v side by side
+            qkv_parts = (qkv,)
+        else:
+            qkv_parts = (self.q_proj(x), self.k_proj(x), self.v_proj(x))   # (B, T, nh hs), 2 x (B, T, nkv hs)
         if cache is None:
             # causal softmax(q k^T / sqrt(hs)) v over all heads in one fused op: it splits and merges
-            # the heads itself and returns a single (B, T, 3C) gradient
-            y = F.causal_self_attention(qkv, self.n_head, dropout_p=self.dropout if self.training else 0.0)
+            # the heads itself and returns one gradient per projection
+            p = self.dropout if self.training else 0.0
+            if self.packed:
+                y = F.causal_self_attention(qkv, self.n_head, p, n_kv_head=self.n_kv_head, rope_theta=self.rope_theta)
+            else:
+                y = F.causal_attention(*qkv_parts, n_head=self.n_head, rope_theta=self.rope_theta, dropout_p=p)
         else:
-            y = cached_causal_attention(qkv, *cache, self.n_head)
-        return self.resid_dropout(self.c_proj(y))            # (B, T, C)
+            q, k, v = split_packed(qkv, self.n_head, self.n_kv_head) if self.packed else qkv_parts
+            y = cached_causal_attention(q, k, v, *cache, n_head=self.n_head, rope_theta=self.rope_theta)
+        out = self.c_proj if self.packed else self.o_proj
+        return self.resid_dropout(out(y))                    # (B, T, C)
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: Linear(C, 4C), tanh-GELU, Linear(4C, C), dropout."""
+    """Position-wise feed-forward, then dropout: Linear(C, H), tanh-GELU, Linear(H, C) (GPT-2), or
+    SwiGLU down_proj(silu(gate_proj x) * up_proj x) (Llama)."""
 
     def __init__(self, config):
         super().__init__()
-        C = config.n_embd
-        self.c_fc = nn.Linear(C, 4 * C, bias=config.bias)
-        self.gelu = nn.GELU(approximate="tanh")             # GPT-2 uses the tanh approximation
-        self.c_proj = nn.Linear(4 * C, C, bias=config.bias)  # a residual projection
+        self.swiglu = config.mlp == "swiglu"
+        for name, (out, inp, bias) in block_linears(config).items():
+            if name.startswith("mlp."):
+                self.add_module(name[len("mlp."):], nn.Linear(inp, out, bias=bias))
+        if not self.swiglu:
+            self.gelu = nn.GELU(approximate="tanh")         # GPT-2 uses the tanh approximation
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))   # (B, T, 4C) inside, (B, T, C) out
+        if not self.swiglu:
+            return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))   # (B, T, H) inside, (B, T, C) out
+        gate, up = self.gate_proj(x), self.up_proj(x)                    # (B, T, H) each
+        if arrays_in_layers(gate):                                       # array inference: the op's kernel
+            h = swiglu_forward(gate, up, with_grad=False)[0]
+        else:
+            h = F.swiglu(gate, up)
+        return self.dropout(self.down_proj(h))
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+    """Pre-norm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
     def __init__(self, config):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = _norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = _norm(config)
         self.mlp = MLP(config)
 
     def forward(self, x, cache=None):
@@ -173,50 +301,53 @@ def as_ids(idx, name="idx"):
 
 
 class GPT(nn.Module):
-    """The GPT language model: token + position embeddings, n_layer Blocks, final LayerNorm, and an
-    lm_head tied to the token embedding (one Parameter, listed once as transformer.wte.weight)."""
+    """The GPT language model: token embeddings (plus learned position embeddings, unless rotary),
+    n_layer Blocks, a final norm, and an lm_head tied to the token embedding (one Parameter, listed
+    once as transformer.wte.weight) unless config.tie_word_embeddings is False."""
 
     def __init__(self, config):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT(config): expected a GPTConfig, got {type(config).__name__}")
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),   # token embedding (V, C)
-            wpe=nn.Embedding(config.block_size, config.n_embd),   # position embedding (block_size, C)
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-        ))
+        layers = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))         # token embedding (V, C)
+        if config.positions == "learned":
+            layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)         # position embedding (block_size, C)
+        layers.update(drop=nn.Dropout(config.dropout), h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                      ln_f=_norm(config))
+        self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)  # (V, C) weight
-        # weight tying (https://paperswithcode.com/method/weight-tying): one Parameter, two uses
-        self.transformer.wte.weight = self.lm_head.weight
+        if config.tie_word_embeddings:
+            # weight tying (https://paperswithcode.com/method/weight-tying): one Parameter, two uses
+            self.transformer.wte.weight = self.lm_head.weight
         self._init_weights()
 
     def _init_weights(self):
         """GPT-2 init from the library generator: N(0, 0.02) for Linear/Embedding weights, zeros for
-        biases, N(0, 0.02/sqrt(2*n_layer)) for the residual projections (c_proj.weight); LayerNorm
-        weights stay 1."""
+        biases, N(0, 0.02/sqrt(2*n_layer)) for the residual projections (c_proj, o_proj, down_proj);
+        norm weights stay 1."""
         resid_std = 0.02 / math.sqrt(2 * self.config.n_layer)
-        norm_ids = {id(m.weight) for m in self.modules() if isinstance(m, nn.LayerNorm)}
+        norm_ids = {id(m.weight) for m in self.modules() if isinstance(m, (nn.LayerNorm, nn.RMSNorm))}
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
+            if name.endswith(("c_proj.weight", "o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=resid_std)
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
             elif id(p) not in norm_ids:
                 nn.init.normal_(p, mean=0.0, std=0.02)
 
-    # ---- Hugging Face GPT-2 folders (see nanoframe/models/hf.py) ------------------------------------------
+    # ---- Hugging Face folders (see nanoframe/models/hf.py) ------------------------------------------------
     @classmethod
     def from_hf(cls, folder):
-        """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors)."""
+        """A GPT with the weights of a Hugging Face gpt2, llama or qwen2 folder (config.json +
+        model.safetensors)."""
         from nanoframe.models.hf import load_hf
 
         return load_hf(folder)
 
     def to_hf(self, folder, eot_id=None):
-        """Write config.json + model.safetensors that transformers' GPT2LMHeadModel.from_pretrained opens."""
+        """Write config.json + model.safetensors that transformers' AutoModelForCausalLM opens
+        (GPT2LMHeadModel, LlamaForCausalLM or Qwen2ForCausalLM, whichever this config is)."""
         from nanoframe.models.hf import save_hf
 
         return save_hf(self, folder, eot_id)
@@ -224,11 +355,13 @@ class GPT(nn.Module):
     # ---- counting -------------------------------------------------------------------------------------
     def num_parameters(self, non_embedding=True, trainable_only=False):
         """Number of parameters (the tied wte/lm_head weight counted once). With non_embedding the
-        position embedding is subtracted, as in nanoGPT (the token embedding is kept: it is also
-        the lm_head weight)."""
+        lookup tables are subtracted, as in nanoGPT: the position embedding, and the token embedding
+        when lm_head is separate (a tied one is kept: it is also the lm_head weight)."""
         n = sum(p.array.size for p in self.parameters() if p.requires_grad or not trainable_only)
         if non_embedding:
-            n -= self.transformer.wpe.weight.array.size
+            tables = [self.transformer[k].weight for k in ("wpe", "wte") if k in self.transformer]
+            n -= sum(w.array.size for w in tables if w is not self.lm_head.weight
+                     and (w.requires_grad or not trainable_only))
         return n
 
     def estimate_flops_per_token(self, seq_len=None):
@@ -271,13 +404,19 @@ class GPT(nn.Module):
         if cache is not None and (targets is not None or B != cache.batch_size):
             raise ValueError(f"GPT.forward: a cache of batch {cache.batch_size} decodes without targets; "
                              f"got idx of batch {B}" + (" and targets" if targets is not None else ""))
+        if cache is not None and t0 + T > cache.capacity:
+            raise ValueError(f"GPT.forward: cannot forward {t0} cached + T={T} new positions into a KV cache "
+                             f"of capacity {cache.capacity}")
         pos = np.arange(t0, t0 + T, dtype=np.int64)          # (T,)
         tr = self.transformer
+        learned = "wpe" in tr                                # else rotary: positions act inside attention
         if cache is None:
-            x = tr.drop(tr.wte(ids) + tr.wpe(pos))           # (B, T, C) Tensors
-            logits = self._layers(x, None, last_only)
+            x = tr.wte(ids) + tr.wpe(pos) if learned else tr.wte(ids)
+            logits = self._layers(tr.drop(x), None, last_only)          # (B, T, C) Tensors
         else:
-            x = tr.wte.weight.array[ids] + tr.wpe.weight.array[pos]   # (B, T, C) ndarray: decoding
+            x = tr.wte.weight.array[ids]                      # (B, T, C) ndarray: decoding
+            if learned:
+                x = x + tr.wpe.weight.array[pos]
             with array_inference():
                 logits = self._layers(x, cache, last_only)
             cache.length = t0 + T
@@ -291,7 +430,7 @@ class GPT(nn.Module):
         return logits, loss
 
     def _layers(self, x, cache, last_only):
-        """The blocks, the final LayerNorm and the head: (B, T, C) -> logits (B, T or 1, V)."""
+        """The blocks, the final norm and the head: (B, T, C) -> logits (B, T or 1, V)."""
         for i, block in enumerate(self.transformer.h):
             x = block(x, None if cache is None else cache.layer(i))   # (B, T, C)
         if last_only:
@@ -301,7 +440,7 @@ class GPT(nn.Module):
     # ---- optimizer -----------------------------------------------------------------------------------------
     def configure_optimizer(self, weight_decay, lr, betas=(0.9, 0.95), eps=1e-8):
         """AdamW with two groups: every parameter with ndim >= 2 (matmul weights, embeddings) decays;
-        biases and LayerNorm weights do not."""
+        biases and norm weights do not."""
         from nanoframe import optim
 
         params = [p for p in self.parameters() if p.requires_grad]

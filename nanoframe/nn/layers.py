@@ -3,7 +3,7 @@
 Initialisation follows PyTorch's defaults, so a model built here starts from the same
 distributions as its torch twin (the values differ: nanoframe has its own generator).
 
-Inside `nanoframe.autograd.array_inference()`, Linear, LayerNorm, GELU and Dropout called on a
+Inside `nanoframe.autograd.array_inference()`, Linear, LayerNorm, RMSNorm, GELU and Dropout called on a
 plain ndarray run the kernel of their op on it (the same math as the op's forward, no graph, no
 dropout) and return an ndarray: cached decoding runs the model's own forward this way.
 """
@@ -18,7 +18,7 @@ from nanoframe.autograd import arrays_in_layers
 from nanoframe.nn.module import Module, Parameter
 from nanoframe.ops.activation import gelu_forward
 from nanoframe.ops.linear import linear_forward
-from nanoframe.ops.norm import layer_norm_forward
+from nanoframe.ops.norm import layer_norm_forward, rms_norm_forward
 from nanoframe.tensor import Tensor
 
 
@@ -154,6 +154,10 @@ class RMSNorm(Module):
             init.ones_(self.weight)
 
     def forward(self, x):
+        if arrays_in_layers(x):                        # array inference: the op's kernel
+            eps = float(np.finfo(x.dtype).eps) if self.eps is None else self.eps
+            return rms_norm_forward(x, None if self.weight is None else self.weight.array,
+                                    self.normalized_shape, eps)[0]
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self):

@@ -5,7 +5,8 @@
 A starts kaiming-uniform (a=sqrt(5), peft's default), B at zero, so a fresh adapter leaves the
 model's output unchanged. `LoRALinear` keeps the wrapped Linear's own `weight` and `bias`
 Parameters under the same names (frozen), so a model with adapters has the base model's state
-dict plus `<layer>.lora_A` / `<layer>.lora_B` entries, e.g. `transformer.h.0.attn.c_attn.lora_A`.
+dict plus `<layer>.lora_A` / `<layer>.lora_B` entries, e.g. `transformer.h.0.attn.c_attn.lora_A` or
+`transformer.h.0.attn.q_proj.lora_A` (a Llama-style model: LoRA on q_proj, v_proj, ... one by one).
 
     apply_lora(model, targets=DEFAULT_LORA_TARGETS, r=8, alpha=16, dropout=0.0)   freeze all, add adapters
     lora_state_dict(model)          only the adapter tensors
@@ -27,8 +28,11 @@ from nanoframe.nn.module import Module, Parameter
 from nanoframe.ops.linear import linear_forward
 from nanoframe.schema import check
 
-# GPT's Linear layers: attention's qkv and output projections and the MLP's first layer.
-DEFAULT_LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
+# Every Linear of GPT's blocks, under both layouts' names (models/gpt.py): GPT-2's packed c_attn,
+# c_proj and c_fc, and Llama's q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj. A model
+# has one set or the other (or both, mixed), so the default adapts every block Linear it has.
+DEFAULT_LORA_TARGETS = ("c_attn", "c_proj", "c_fc", "q_proj", "k_proj", "v_proj", "o_proj",
+                        "gate_proj", "up_proj", "down_proj")
 
 
 class LoRALinear(Module):

@@ -154,47 +154,85 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return LayerNormOp.apply(x, weight, bias, normalized_shape=shape, eps=float(eps))
 
 
+RMS_BLOCK_ELEMS = 131072  # elements per block of the RMSNorm kernel: the passes stay in cache
+
+
+def rms_norm_forward(x, weight, normalized_shape, eps):
+    """The RMSNorm kernel on ndarrays: (y, xhat (N, C), rstd (N, 1)), x viewed as (N, C) rows,
+    xhat = x * rstd, rstd = 1 / sqrt(mean_c(x^2) + eps), y = xhat * w.
+
+    Rows go in blocks of ~RMS_BLOCK_ELEMS elements that stay in cache through the passes, the
+    blocks shared out over nanoframe.parallel's threads. Inference (cached decoding) calls it too
+    and drops xhat and rstd.
+    """
+    c = int(np.prod(normalized_shape))
+    x2 = x.reshape(-1, c)                              # (N, C)
+    n = x2.shape[0]
+    w = None if weight is None else weight.reshape(-1)
+    xhat = np.empty_like(x2)
+    y = np.empty_like(x2) if w is not None else xhat   # no weight: y is xhat itself (never written to)
+    rstd = np.empty((n, 1), dtype=x.dtype)
+    rows = max(1, RMS_BLOCK_ELEMS // max(c, 1))
+
+    @parallel(-(-n // rows), work_per_item=rows * c)
+    def _(k0, k1):
+        for i in range(k0 * rows, min(k1 * rows, n), rows):
+            j = min(i + rows, n)
+            r = rstd[i:j, 0]
+            np.einsum("nc,nc->n", x2[i:j], x2[i:j], out=r)   # sum of squares, no temporary
+            r *= 1.0 / c
+            r += eps
+            np.sqrt(r, out=r)
+            np.divide(1.0, r, out=r)
+            np.multiply(x2[i:j], r[:, None], out=xhat[i:j])
+            if w is not None:
+                np.multiply(xhat[i:j], w, out=y[i:j])
+
+    return y.reshape(x.shape), xhat, rstd
+
+
 class RMSNormOp(Function):
     """x (..., *normalized_shape) viewed as (N, C): y = x * rstd * w, rstd = 1 / sqrt(mean_c(x^2) + eps).
 
-    Saves x, w and rstd (N, 1).
+    The forward is rms_norm_forward; saves w, xhat (N, C) and rstd (N, 1).
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, *, normalized_shape, eps):
-        c = int(np.prod(normalized_shape))
-        x2 = x.reshape(-1, c)                          # (N, C)
-        ms = np.einsum("nc,nc->n", x2, x2)[:, None]    # (N, 1) sum of squares
-        ms /= c
-        ms += eps
-        rstd = np.sqrt(ms, out=ms)
-        np.divide(1.0, rstd, out=rstd)                 # (N, 1)
-        y = x2 * rstd                                  # xhat
-        if weight is not None:
-            y *= weight.reshape(-1)
-        ctx.save_for_backward(x2, weight, rstd)
+        y, xhat, rstd = rms_norm_forward(x, weight, normalized_shape, eps)
+        ctx.save_for_backward(xhat, weight, rstd)
         ctx.x_shape, ctx.norm_shape = x.shape, normalized_shape
-        return y.reshape(x.shape)
+        return y if weight is not None else y.copy()   # the output must not alias the saved xhat
 
     @staticmethod
     def backward(ctx, gy):
-        x2, weight, rstd = ctx.saved_tensors
+        xhat, weight, rstd = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad
-        n, c = x2.shape
+        n, c = xhat.shape
         gy2 = gy.reshape(n, c)
-        xhat = x2 * rstd                               # (N, C)
         gx = gw = None
         if need_w and weight is not None:
             gw = np.einsum("nc,nc->c", gy2, xhat).reshape(ctx.norm_shape)  # dw = sum_n gy * xhat
         if need_x:
-            dnorm = gy2 * weight.reshape(-1) if weight is not None else gy2.copy()   # dL/dxhat
-            # dx = rstd * (dnorm - xhat * mean_c(dnorm * xhat)); no mean term: x is not centred
-            m2 = np.einsum("nc,nc->n", dnorm, xhat)[:, None]
-            m2 /= c
-            xhat *= m2
-            dnorm -= xhat
-            dnorm *= rstd
-            gx = dnorm.reshape(ctx.x_shape)
+            gx = np.empty_like(xhat)
+            w = None if weight is None else weight.reshape(-1)
+            rows = max(1, RMS_BLOCK_ELEMS // max(c, 1))
+
+            @parallel(-(-n // rows), work_per_item=rows * c)
+            def _(k0, k1):
+                for i in range(k0 * rows, min(k1 * rows, n), rows):
+                    j = min(i + rows, n)
+                    d = gx[i:j]
+                    if w is not None:
+                        np.multiply(gy2[i:j], w, out=d)                # dnorm = dL/dxhat
+                    else:
+                        d[...] = gy2[i:j]
+                    # dx = rstd * (dnorm - xhat * mean_c(dnorm * xhat)); no mean term: x is not centred
+                    m2 = np.einsum("nc,nc->n", d, xhat[i:j])[:, None]
+                    m2 *= 1.0 / c
+                    d -= xhat[i:j] * m2
+                    d *= rstd[i:j]
+            gx = gx.reshape(ctx.x_shape)
         return gx, gw
 
 

@@ -58,9 +58,24 @@ class TrainConfig:
         return cls(**d)
 
 
+# Architectures: the GPTConfig fields that make a GPT-2 or a Llama-style decoder (models/gpt.py),
+# applied over a preset's shape by `nanoframe train --arch`. "gpt2" is GPTConfig's defaults spelled out.
+ARCHITECTURES = {
+    "gpt2": dict(norm="layernorm", norm_eps=1e-5, mlp="gelu", mlp_hidden=0, positions="learned",
+                 qkv_proj="packed", n_kv_head=0, bias=True, qkv_bias=False, attention_bias=False, mlp_bias=False,
+                 tie_word_embeddings=True),
+    "llama": dict(norm="rmsnorm", norm_eps=1e-5, mlp="swiglu", mlp_hidden=0, positions="rope", rope_theta=10000.0,
+                  qkv_proj="split", n_kv_head=0, bias=False, qkv_bias=False, attention_bias=False, mlp_bias=False,
+                  tie_word_embeddings=True),
+}
+
 # Presets: model shape and training schedule together. `tiny` is nanoGPT's CPU shakespeare_char
 # run; `small` is nanoGPT's shakespeare_char model; `default` is the offline stdlib run, sized to
-# finish in under 10 minutes on 2 cores.
+# finish in under 10 minutes on 2 cores. `llama` is the Llama-style decoder at the parameter count
+# of `default` (3.72M vs 3.72M with vocab 2048: no position table or biases, 2 K/V heads of 4, so the
+# SwiGLU MLP gets hidden size 784), trained on the same schedule (README: the two compared).
+_DEFAULT_TRAIN = dict(batch_size=8, max_iters=2800, lr=2e-3, min_lr=2e-4, warmup_iters=100,
+                      eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=500)
 PRESETS = {
     "tiny": {
         "model": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=True),
@@ -74,10 +89,46 @@ PRESETS = {
     },
     "default": {
         "model": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, dropout=0.0, bias=True),
-        "train": dict(batch_size=8, max_iters=2800, lr=2e-3, min_lr=2e-4, warmup_iters=100,
-                      eval_interval=250, eval_iters=20, beta2=0.99, checkpoint_interval=500),
+        "train": dict(_DEFAULT_TRAIN),
+    },
+    "llama": {
+        "model": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, dropout=0.0,
+                      **{**ARCHITECTURES["llama"], "n_kv_head": 2, "mlp_hidden": 784}),
+        "train": dict(_DEFAULT_TRAIN),
     },
 }
+
+
+def choose_preset(preset=None, arch=None, stdlib=True):
+    """(model fields, train fields) of a preset with an architecture applied over its shape.
+
+    preset: a PRESETS name, or None for the default ("llama" for arch llama on the stdlib, else
+    "default" on the stdlib and "tiny" for files). arch: None (the preset's own), or an
+    ARCHITECTURES name whose fields replace the preset's architecture fields (its sizes stay)."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; presets are {sorted(PRESETS)}")
+    if arch is not None and arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {arch!r}; architectures are {sorted(ARCHITECTURES)}")
+    if preset is None:
+        preset = "llama" if arch == "llama" and stdlib else "default" if stdlib else "tiny"
+    p = PRESETS[preset]
+    model = dict(p["model"])
+    if arch is not None and not (preset == "llama" and arch == "llama"):
+        model.update(ARCHITECTURES[arch])
+    return model, dict(p["train"])
+
+
+def describe_preset(name):
+    """One line: a preset's shape, architecture and schedule (for `nanoframe train --help`)."""
+    m, t = PRESETS[name]["model"], PRESETS[name]["train"]
+    arch = ""
+    if m.get("positions") == "rope":
+        kv = f", {m['n_kv_head']} K/V heads" if m.get("n_kv_head") else ""
+        arch = f" Llama-style (RMSNorm, SwiGLU {m.get('mlp_hidden') or 'default'}, RoPE{kv}, no biases);"
+    return (f"{name}:{arch} {m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size "
+            f"{m['block_size']}, dropout {m['dropout']}; batch_size {t['batch_size']}, {t['max_iters']} steps, "
+            f"lr {t['lr']:g} -> {t['min_lr']:g}")
+
 
 # Fine-tuning schedules: lower peak lr than pretraining, short warmup, early stopping.
 FINETUNE_DEFAULTS = {

@@ -39,9 +39,9 @@ def _log(msg):
 def load_base(path, hf=False, tokenizer=None):
     """(model, tokenizer, base_info) of a starting point.
 
-    hf=True: a Hugging Face GPT-2 folder; its tokenizer comes from `tokenizer` (a nanoframe
-    tokenizer file, or a folder with vocab.json/merges.txt or encoder.json/vocab.bpe) or from the
-    folder itself. Otherwise a nanoframe run/checkpoint (best/ preferred; a LoRA run is merged).
+    hf=True: a Hugging Face gpt2, llama or qwen2 folder; its tokenizer comes from `tokenizer` (a
+    tokenizer file, or a folder with tokenizer.json, vocab.json/merges.txt or encoder.json/vocab.bpe)
+    or from the folder itself. Otherwise a nanoframe run/checkpoint (best/ preferred; a LoRA run is merged).
     base_info records the kind, the path and the SHA-256 of the weights file used.
     """
     from nanoframe.models.hf import load_hf
@@ -65,14 +65,15 @@ def load_base(path, hf=False, tokenizer=None):
 
 
 def crop_block_size(model, block_size):
-    """Shorten the context to block_size positions (keeps the first rows of wpe), as nanoGPT does."""
+    """Shorten the context to block_size positions (keeps the first rows of a learned wpe), as nanoGPT does."""
     cfg = model.config
     if block_size > cfg.block_size:
         raise DataError(f"block_size {block_size} exceeds the base model's {cfg.block_size} positions")
     if block_size < cfg.block_size:
-        wpe = model.transformer.wpe
-        wpe.weight.array = np.ascontiguousarray(wpe.weight.array[:block_size])
-        wpe.num_embeddings = block_size
+        if "wpe" in model.transformer:                 # learned positions; rotary ones have no table
+            wpe = model.transformer.wpe
+            wpe.weight.array = np.ascontiguousarray(wpe.weight.array[:block_size])
+            wpe.num_embeddings = block_size
         cfg.block_size = block_size
     return model
 

@@ -17,7 +17,7 @@ from nanoframe.tokenizer.loading import DEFAULT_VOCAB_SIZE
 from nanoframe.errors import CheckpointError, ConfigError, DataError
 from nanoframe.models import GPT, GPTConfig
 from nanoframe.random import manual_seed
-from nanoframe.training.config import PRESETS, TrainConfig
+from nanoframe.training.config import TrainConfig, choose_preset
 from nanoframe.training.run import Run, migrate_legacy
 from nanoframe.training.trainer import Trainer
 
@@ -27,14 +27,15 @@ def _log(msg):
 
 
 def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vocab_size=DEFAULT_VOCAB_SIZE, preset=None,
-             model_overrides=None, train_overrides=None, resume=False, show_progress=True, log=_log):
+             model_overrides=None, train_overrides=None, resume=False, show_progress=True, log=_log, arch=None):
     """Pretrain (or with resume=True continue) the run in folder `out`; returns a summary dict with
     the trained "model" and its "tokenizer".
 
     data: text files/folders (default: the Python standard library, offline). data_dir: a folder
     written by `nanoframe prepare` instead. tokenizer: "bpe", "char" or a tokenizer file (default:
     bpe for the stdlib, char for files). model_overrides / train_overrides: GPTConfig / TrainConfig
-    fields over the preset ("default" for the stdlib, "tiny" for files). On resume only training
+    fields over the preset ("default" for the stdlib, "tiny" for files). arch: "gpt2" or "llama"
+    applied over the preset's shape (training.config.choose_preset). On resume only training
     fields may change, and data_dir may point to where a shared data folder has moved.
     """
     if dist.get_rank() > 0:
@@ -50,9 +51,7 @@ def _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, model_overri
     model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
     if resume:
         return _resume(run, data_dir, model_overrides, train_overrides, show_progress, log)
-    if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; presets are {sorted(PRESETS)}")
-    preset = PRESETS[preset or ("default" if not data and not data_dir else "tiny")]
+    preset_model, preset_train = choose_preset(preset, arch, stdlib=not data and not data_dir)
     run.check_writable_target()
     with run:
         run.reset()                      # refused if the folder holds trained weights
@@ -70,8 +69,8 @@ def _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, model_overri
         tok = run.load_tokenizer()
         if meta.get("tokenizer_sha256") not in (None, tok_sha):
             raise DataError(f"{data_dir}: its tokenizer file is not the one meta.json was written with; prepare it again")
-        model_cfg = GPTConfig.from_dict({**preset["model"], "vocab_size": meta["vocab_size"], **model_overrides})
-        train_cfg = TrainConfig.from_dict({**preset["train"], **train_overrides})
+        model_cfg = GPTConfig.from_dict({**preset_model, "vocab_size": meta["vocab_size"], **model_overrides})
+        train_cfg = TrainConfig.from_dict({**preset_train, **train_overrides})
         config = run.write_config({"kind": "pretrain", "model": model_cfg.to_dict(), "train": train_cfg.to_dict(),
                                    "tokenizer": {"file": "tokenizer.json", "sha256": tok_sha},
                                    "data": run.data_record(data_dir, "tokens", meta.get("source", ""))})
@@ -88,7 +87,8 @@ def _resume(run, data_dir, model_overrides, train_overrides, show_progress, log)
         run.check_resumable(config, train_overrides)
         if config.get("legacy"):
             config = migrate_legacy(run, config)
-        changed = sorted(k for k, v in model_overrides.items() if config["model"].get(k) != v)
+        saved = GPTConfig.from_dict(config["model"]).to_dict()     # a config from before a field existed: its default
+        changed = sorted(k for k, v in model_overrides.items() if saved.get(k) != v)
         if changed:
             raise ConfigError(f"the run in {run.root} has another model config; cannot change {changed} on resume")
         run.check_model_config(config)

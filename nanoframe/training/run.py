@@ -431,7 +431,7 @@ class Run:
                 ckpt.check_fit(folder, state)
             except CheckpointError:
                 continue                   # load_latest reports it (and falls back) when it gets there
-            if state["model_config"] != config["model"] or (state.get("lora") or None) != (lora or None):
+            if not _same_model(state["model_config"], config["model"]) or (state.get("lora") or None) != (lora or None):
                 raise CheckpointError(f"{self.config_path}: the model config differs from the one {folder} was "
                                       "trained with; restore config.json")
             return
@@ -474,6 +474,14 @@ def save_run(folder, model, tokenizer, kind="pretrain", extra_config=None, extra
         if owns_lock:
             run.unlock()
     return run, config
+
+
+def _same_model(a, b):
+    """Two model_config dicts describe one model: compared with their defaults filled in, so a run
+    written before a GPTConfig field existed matches the checkpoints written after."""
+    from nanoframe.models.gpt import GPTConfig
+
+    return GPTConfig.from_dict(a) == GPTConfig.from_dict(b)
 
 
 # ---- opening runs and checkpoints for reading ------------------------------------------------------

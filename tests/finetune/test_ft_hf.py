@@ -90,11 +90,11 @@ def test_from_hf_names_missing_unexpected_and_bad_shapes():
     assert "shape mismatch for transformer.h.0.mlp.c_fc.weight" in msg and msg.startswith("m.safetensors")
 
 
-@pytest.mark.parametrize("key,value,words", [
+@pytest.mark.parametrize("key,value,words", [  # (layer_norm_epsilon, n_inner, llama and qwen2 are read now)
     ("activation_function", "relu", "activation_function 'relu'"),
-    ("layer_norm_epsilon", 1e-6, "layer_norm_epsilon"),
-    ("n_inner", 10, "n_inner"),
-    ("model_type", "llama", "model_type"),
+    ("scale_attn_by_inverse_layer_idx", True, "attention scaling"),
+    ("n_inner", 0, "n_inner"),
+    ("model_type", "mistral", "model_type 'mistral' is not supported"),
 ])
 def test_from_hf_refuses_what_nanoframe_gpt_is_not(tmp_path, key, value, words):
     manual_seed(0)

@@ -288,7 +288,11 @@ def test_config_validation(field, value, match):
 def test_config_dict_round_trip():
     cfg = tiny_config(dropout=0.1, bias=False)
     d = cfg.to_dict()
-    assert d == dict(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_embd=16, dropout=0.1, bias=False)
+    old = dict(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_embd=16, dropout=0.1, bias=False)
+    assert {k: d[k] for k in old} == old
+    assert GPTConfig.from_dict(old) == cfg    # a config written before the Llama fields reads as GPT-2
+    assert set(d) - set(old) == {"n_kv_head", "positions", "rope_theta", "norm", "norm_eps", "mlp", "mlp_hidden",
+                                 "qkv_proj", "qkv_bias", "attention_bias", "mlp_bias", "tie_word_embeddings"}
     assert GPTConfig.from_dict(d) == cfg
     assert GPTConfig.from_dict({"n_layer": 2}) == GPTConfig(n_layer=2)
     with pytest.raises(ValueError, match="unknown key.*n_heads"):

@@ -144,6 +144,9 @@ bool = bool_  # noqa: A001
 
 
 from nanoframe import accelerator, backends, cuda  # noqa: E402
+from nanoframe import amp, compiler  # noqa: E402  torch.amp (autocast, GradScaler), torch.compiler
+from nanoframe.amp import autocast  # noqa: E402
+from nanoframe.compiler import compile  # noqa: E402,A001  (torch.compile shadows the builtin here)
 from nanoframe import functional, nn, optim  # noqa: E402  (after Tensor: they build on it)
 from nanoframe import onnx, serialization, utils  # noqa: E402  torch.onnx, torch.serialization, torch.utils.data
 

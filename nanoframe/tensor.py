@@ -340,6 +340,15 @@ class Tensor(TensorMethods):
         check_cpu("cuda" if device is None else device)
         return self
 
+    def pin_memory(self, device=None):
+        """self: a CPU tensor already lives in ordinary host memory, and nothing is copied
+        asynchronously (torch without an accelerator raises here instead)."""
+        check_cpu(device)
+        return self
+
+    def is_pinned(self, device=None):
+        return False
+
     def type(self, dtype=None, non_blocking=False):
         """Without dtype: the type name ('nanoframe.FloatTensor'); with one: the tensor cast to it
         (dtype objects, or names like 'torch.LongTensor')."""

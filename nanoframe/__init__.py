@@ -88,6 +88,17 @@ from nanoframe.factories import (
 )
 from nanoframe.random import Generator, initial_seed, seed
 from nanoframe.tensor import Size, is_floating_point, is_tensor, numel
+from nanoframe.tensor_types import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
 from nanoframe.ops.activation import log_softmax, softmax
 from nanoframe.ops.einsum import einsum
 from nanoframe.ops.elementwise import add, addcdiv, addcmul, div, floor_divide, lerp, mul, neg, pow, remainder, sub

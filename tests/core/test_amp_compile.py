@@ -111,6 +111,7 @@ def _steps(fw, scaler, model, opt, poison_steps, n=6):
 @needs_torch
 def test_cpu_grad_scaler_matches_torch():
     kwargs = dict(init_scale=2.0**10, growth_factor=3.0, backoff_factor=0.25, growth_interval=2)
+    torch.manual_seed(0)
     t_model = torch.nn.Linear(3, 2)
     n_model = nn.Linear(3, 2)
     n_model.load_state_dict({k: nf.tensor(v.detach().numpy()) for k, v in t_model.state_dict().items()})
@@ -119,7 +120,7 @@ def test_cpu_grad_scaler_matches_torch():
     n = _steps(nf, n_scaler, n_model, nf.optim.SGD(n_model.parameters(), lr=0.1), {1, 4})
     assert n[0] == t[0] == [1024.0, 256.0, 256.0, 768.0, 192.0, 192.0]
     for a, b in zip(n[1], t[1]):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert n_scaler.state_dict() == t_scaler.state_dict()
     np.testing.assert_array_equal(n[1][0], n[1][1])  # the poisoned step was skipped
 

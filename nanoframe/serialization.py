@@ -260,8 +260,8 @@ class _Encoder:
             path = _importable_name(node)
             if path is None:
                 raise UnsupportedObjectError(
-                    f"save: {self.where(parts)} is a function without an importable name ({node.__qualname__}: a "
-                    f"lambda, a local def or a method); nanoframe.save stores a function by its module-level name")
+                    f"save: {self.where(parts)} is a function without an importable name ({node.__qualname__}: "
+                    f"a lambda, a local def or a method); nanoframe.save stores a function by its module-level name")
             return {"$function": path}
         if hasattr(node, "__dict__") and not isinstance(node, type) and _allowed(_class_path(kind), self.shipped) is kind:
             attrs = vars(node)
@@ -454,8 +454,8 @@ class _Decoder:
             fn = _allowed(value, self.shipped)
             if not _is_function(fn):
                 name = value.rsplit(".", 1)[-1]
-                self.fail(f"function {value!r} is not allowed: nanoframe.load resolves nanoframe's nn.functional and the "
-                          f"functions you allow, e.g. nanoframe.serialization.add_safe_globals([{name}])")
+                self.fail(f"function {value!r} is not allowed: nanoframe.load resolves nanoframe's nn.functional and "
+                          f"the functions you allow, e.g. nanoframe.serialization.add_safe_globals([{name}])")
             return fn
         self.fail(f"malformed skeleton node {node!r:.80}")
 

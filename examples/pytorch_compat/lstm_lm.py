@@ -92,7 +92,8 @@ def main():
     split = int(0.9 * len(ids))
     train_data, val_data = batchify(ids[:split], 8), batchify(ids[split:], 2)
     model = LSTMLanguageModel(len(chars))
-    print(f"{torch.__name__}: vocabulary {len(chars)}, validation perplexity before {perplexity(model, val_data, 32):.1f}")
+    before = perplexity(model, val_data, 32)
+    print(f"{torch.__name__}: vocabulary {len(chars)}, validation perplexity before {before:.1f}")
     losses = train(model, train_data, bptt=32, steps=args.steps)
     print(f"loss {losses[0]:.3f} -> {sum(losses[-10:]) / 10:.3f}; "
           f"validation perplexity after {perplexity(model, val_data, 32):.1f}")

@@ -21,7 +21,7 @@ CASES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="NumPy floating-point warnings leak from nanoframe/ops (lead: np.errstate there)")
+@pytest.mark.xfail(strict=True, reason="NumPy's floating-point warnings leak from nanoframe/ops (np.errstate there)")
 @pytest.mark.parametrize("name,op,want", CASES, ids=[c[0] for c in CASES])
 def test_ieee_results_without_numpy_warnings(name, op, want):
     with warnings.catch_warnings():

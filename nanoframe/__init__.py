@@ -88,6 +88,17 @@ from nanoframe.factories import (
 )
 from nanoframe.random import Generator, initial_seed, seed
 from nanoframe.tensor import Size, is_floating_point, is_tensor, numel
+from nanoframe.tensor_types import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
 from nanoframe.ops.activation import log_softmax, softmax
 from nanoframe.ops.einsum import einsum
 from nanoframe.ops.elementwise import add, addcdiv, addcmul, div, floor_divide, lerp, mul, neg, pow, remainder, sub
@@ -144,6 +155,9 @@ bool = bool_  # noqa: A001
 
 
 from nanoframe import accelerator, backends, cuda  # noqa: E402
+from nanoframe import amp, compiler  # noqa: E402  torch.amp (autocast, GradScaler), torch.compiler
+from nanoframe.amp import autocast  # noqa: E402
+from nanoframe.compiler import compile  # noqa: E402,A001  (torch.compile shadows the builtin here)
 from nanoframe import functional, nn, optim  # noqa: E402  (after Tensor: they build on it)
 from nanoframe import onnx, serialization, utils  # noqa: E402  torch.onnx, torch.serialization, torch.utils.data
 

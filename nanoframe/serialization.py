@@ -20,6 +20,7 @@ Every JSON object in it is a tagged node with one key, so user dict keys never l
                                                   "buffers": {..}, "non_persistent": [name..], "modules": {..},
                                                   "attributes": {name: node}}
     {"$object": [class path, {name: node}]}      a dataclass or an allow-listed plain object
+    {"$function": "pkg.mod.name"}                 a module-level function, by name (an activation)
 
 Identity is kept where torch keeps it: one Tensor (or Module) saved twice loads as one object
 (tied weights stay tied), Tensors over one array share it again, an array saved twice is one
@@ -28,7 +29,9 @@ array. Lists and dicts are copied per reference, and a cycle through them is ref
 Loading rebuilds modules without calling their `__init__` (`cls.__new__`, then Module's own
 empty state, registries and attributes), and only for classes nanoframe ships (its nn layers,
 GPT, LoRALinear, GPTConfig) or that the caller allows, as torch's weights_only loading does:
-`add_safe_globals([Net])` or `with safe_globals([Net]): ...`. Dataclasses are rebuilt through
+`add_safe_globals([Net])` or `with safe_globals([Net]): ...`. Functions (a layer's `activation`)
+are saved by name and resolved, never imported, from the same two places: nanoframe's
+`nn.functional` and the allow-list. Dataclasses are rebuilt through
 their constructor, so their own validation runs on the file's values. Files of version 1 (written
 before modules and tensors could be saved) hold only arrays, containers and scalars, and load as
 they always did.
@@ -37,6 +40,7 @@ import dataclasses
 import importlib
 import json
 import math
+import sys
 import types
 from collections import OrderedDict
 
@@ -69,9 +73,8 @@ _safe_globals = []
 
 
 def add_safe_globals(safe_globals):
-    """Allow `nanoframe.load` to rebuild these classes (each a class, or a (class, "module.Name")
-    pair for a class saved under another path). Other entries torch accepts (functions) are kept
-    and have no effect: nanoframe files never name functions."""
+    """Allow `nanoframe.load` to rebuild these classes and resolve these functions (each a class or
+    function, or a (class, "module.Name") pair for a class saved under another path)."""
     if not isinstance(safe_globals, (list, tuple)):
         raise TypeError(f"add_safe_globals expects a list of classes, got {type(safe_globals).__name__}")
     _safe_globals.extend(safe_globals)
@@ -104,8 +107,8 @@ def _class_path(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _shipped_classes():
-    """path -> class for nanoframe's own Module subclasses and dataclasses."""
+def _shipped_globals():
+    """path -> class or function: nanoframe's own Module subclasses, dataclasses and nn.functional."""
     found = {}
     for name in _SHIPPED_MODULES:
         module = importlib.import_module(name)
@@ -118,17 +121,36 @@ def _shipped_classes():
         if cls.__module__.startswith("nanoframe."):
             found[_class_path(cls)] = cls
         stack.extend(cls.__subclasses__())
+    from nanoframe import functional  # the functions a saved layer may name (activations and the like)
+    for value in vars(functional).values():
+        if isinstance(value, types.FunctionType) and value.__module__.startswith("nanoframe."):
+            found[_class_path(value)] = value
     return found
 
 
 def _allowed(path, shipped):
-    """The class a file may rebuild under `path` (allow-listed, else in `shipped`), or None."""
+    """The class or function a file may name by `path` (allow-listed, else in `shipped`), or None."""
     for entry in reversed(_safe_globals):
         if isinstance(entry, tuple) and len(entry) == 2 and entry[1] == path:
             return entry[0]
-        if isinstance(entry, type) and _class_path(entry) == path:
+        if (isinstance(entry, type) or _is_function(entry)) and _class_path(entry) == path:
             return entry
     return shipped.get(path)
+
+
+def _is_function(obj):
+    return isinstance(obj, (types.FunctionType, types.BuiltinFunctionType))
+
+
+def _importable_name(fn):
+    """'module.qualname' when that name leads back to `fn` itself (not a lambda, a local def or a
+    method), else None. Only for saving: loading never imports a name read from a file."""
+    path = _class_path(fn)
+    module = sys.modules.get(fn.__module__)
+    obj = module
+    for part in fn.__qualname__.split("."):
+        obj = getattr(obj, part, None)
+    return path if module is not None and obj is fn else None
 
 
 # ---- encoding --------------------------------------------------------------------------------------
@@ -149,7 +171,7 @@ class _Encoder:
     @property
     def shipped(self):
         if self._shipped is None:  # imports GPT and LoRA: only when an unusual object is met
-            self._shipped = _shipped_classes()
+            self._shipped = _shipped_globals()
         return self._shipped
 
     def where(self, parts):
@@ -234,11 +256,17 @@ class _Encoder:
         if dataclasses.is_dataclass(node) and not isinstance(node, type):
             fields = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
             return {"$object": [_class_path(kind), {k: self.encode(v, parts + [k], active) for k, v in fields.items()}]}
+        if _is_function(node):
+            path = _importable_name(node)
+            if path is None:
+                raise UnsupportedObjectError(
+                    f"save: {self.where(parts)} is a function without an importable name ({node.__qualname__}: "
+                    f"a lambda, a local def or a method); nanoframe.save stores a function by its module-level name")
+            return {"$function": path}
         if hasattr(node, "__dict__") and not isinstance(node, type) and _allowed(_class_path(kind), self.shipped) is kind:
             attrs = vars(node)
             return {"$object": [_class_path(kind), {k: self.encode(v, parts + [k], active) for k, v in attrs.items()}]}
-        what = "a function" if isinstance(node, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)) \
-            else f"of type {kind.__name__}"
+        what = "a method" if isinstance(node, types.MethodType) else f"of type {kind.__name__}"
         raise UnsupportedObjectError(f"save: {self.where(parts)} is {what}; {_SAVEABLE}")
 
     def key(self, key, parts):
@@ -422,6 +450,13 @@ class _Decoder:
             return float(value)
         if tag == "$object" and isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
             return self.make_object(*value)
+        if tag == "$function" and isinstance(value, str):
+            fn = _allowed(value, self.shipped)
+            if not _is_function(fn):
+                name = value.rsplit(".", 1)[-1]
+                self.fail(f"function {value!r} is not allowed: nanoframe.load resolves nanoframe's nn.functional and "
+                          f"the functions you allow, e.g. nanoframe.serialization.add_safe_globals([{name}])")
+            return fn
         self.fail(f"malformed skeleton node {node!r:.80}")
 
     def key(self, node):

@@ -53,6 +53,36 @@ class Size(tuple):
     __str__ = tuple.__repr__
 
 
+def legacy_array(args, np_dtype, name):
+    """The array of torch's legacy constructors (`torch.Tensor(...)`, `torch.LongTensor(...)`):
+    no argument -> empty (0,); ints or a Size -> uninitialised memory of that shape; one sequence
+    or array -> its values converted to np_dtype (floats cut toward zero for integer types)."""
+    if not args:
+        return np.empty((0,), np_dtype)
+    shape = args[0] if len(args) == 1 and isinstance(args[0], Size) else args
+    if all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in shape):
+        for n in shape:
+            if n < 0:
+                raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {[int(a) for a in shape]}")
+        return np.empty(tuple(int(a) for a in shape), np_dtype)
+    if len(args) != 1:
+        raise TypeError(f"{name}() takes sizes (ints) or one sequence of data, got {len(args)} arguments")
+    data = args[0]
+    if isinstance(data, (int, float, bool, complex, np.generic)):
+        raise TypeError(f"{name}(): data must be a sequence (got {type(data).__name__})")
+    try:
+        arr = np.array(data.array if isinstance(data, Tensor) else data)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"dtype {arr.dtype}")
+    except (ValueError, TypeError, OverflowError) as e:
+        raise TypeError(f"cannot make a tensor from {type(data).__name__}: {e}") from None
+    if np_dtype.kind in "iu" and arr.size and arr.dtype.kind in "iuf":
+        info = np.iinfo(np_dtype)  # torch refuses a value outside the integer type rather than wrap it
+        if not (np.isfinite(arr).all() and info.min - 1 < arr.min() and arr.max() < info.max + 1):
+            raise RuntimeError(f"value cannot be converted to type {np_dtype} without overflow")
+    return arr.astype(np_dtype)
+
+
 def _is_dtype(x):
     return isinstance(x, (dtypes.dtype, np.dtype)) or (
         isinstance(x, type) and (issubclass(x, np.generic) or x in (float, int, bool)))
@@ -116,8 +146,14 @@ class Tensor(TensorMethods):
     _view_version = 0      # for a view: the version its history was derived at
     _vc = None             # the version counter (autograd.VersionCounter), made on first need
 
-    def __init__(self, data, requires_grad=False, dtype=None):
-        self.array = _to_array(data, None if dtype is None else dtypes.to_numpy(dtype))
+    def __init__(self, *data, requires_grad=False, dtype=None):
+        """Tensor(data): an ndarray, NumPy scalar, Tensor or Python float/bool keeps its dtype (a
+        Python float takes the default float dtype); torch's legacy forms follow torch.Tensor:
+        Tensor(), Tensor(2, 3) / Tensor(Size) (uninitialised) and Tensor(list) in the default float dtype."""
+        if len(data) == 1 and (dtype is not None or isinstance(data[0], (np.ndarray, np.generic, Tensor, float, bool))):
+            self.array = _to_array(data[0], None if dtype is None else dtypes.to_numpy(dtype))
+        else:
+            self.array = legacy_array(data, dtypes.default_float(), "Tensor")
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -344,6 +380,15 @@ class Tensor(TensorMethods):
     def cuda(self, device=None, non_blocking=False):
         check_cpu("cuda" if device is None else device)
         return self
+
+    def pin_memory(self, device=None):
+        """self: a CPU tensor already lives in ordinary host memory, and nothing is copied
+        asynchronously (torch without an accelerator raises here instead)."""
+        check_cpu(device)
+        return self
+
+    def is_pinned(self, device=None):
+        return False
 
     def type(self, dtype=None, non_blocking=False):
         """Without dtype: the type name ('nanoframe.FloatTensor'); with one: the tensor cast to it

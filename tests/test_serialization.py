@@ -223,6 +223,66 @@ def test_user_classes_need_the_allow_list(tmp_path):
     assert type(nanoframe.load(tmp_path / "moved.pt")["net"]) is Net
 
 
+def scaled_tanh(x):
+    """A module-level activation of the caller's (saved by name, loaded only when allow-listed)."""
+    return x.tanh() * 2
+
+
+def test_functions_are_saved_by_name_and_resolved_only_from_the_allow_list(tmp_path):
+    import nanoframe.nn.functional as F
+
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0)  # activation=F.relu
+    layer.eval()
+    nanoframe.save(layer, tmp_path / "layer.pt")
+    skeleton = nfio.load_safetensors_metadata(tmp_path / "layer.pt")["nanoframe"]
+    assert '{"$function": "nanoframe.' in skeleton                    # by name: nothing is pickled
+    loaded = nanoframe.load(tmp_path / "layer.pt")                    # nanoframe's own F: no allow-list needed
+    assert loaded.activation is F.relu
+    x = nanoframe.randn(5, 3, 8)
+    np.testing.assert_array_equal(loaded(x).array, layer(x).array)
+
+    layer.activation = scaled_tanh
+    nanoframe.save(layer, tmp_path / "own.pt")
+    with pytest.raises(CheckpointError, match=r"own.pt: function 'test_serialization.scaled_tanh' is not allowed.*"
+                                              r"add_safe_globals\(\[scaled_tanh\]\)") as info:
+        nanoframe.load(tmp_path / "own.pt")
+    assert "\n" not in str(info.value)
+    with safe_globals([scaled_tanh]):
+        assert nanoframe.load(tmp_path / "own.pt").activation is scaled_tanh
+
+    for name in ("os.system", "builtins.eval", "nanoframe.io.save", "nanoframe.nn.Linear"):  # never imported
+        raw = skeleton.replace(skeleton[skeleton.index('{"$function": "') + 14:].split('"', 2)[1], name, 1)
+        nfio.save_safetensors(nfio.load_safetensors(tmp_path / "layer.pt"), tmp_path / "bad.pt",
+                              metadata={"nanoframe": raw})
+        with pytest.raises(CheckpointError, match=f"function '{name}' is not allowed"):
+            nanoframe.load(tmp_path / "bad.pt")
+
+
+def test_word_language_model_save_and_load():
+    """pytorch/examples word_language_model: torch.save(model, f), then torch.load(f) inside
+    serialization.safe_globals([...]) naming torch.nn.modules.* paths and torch.nn.functional.relu;
+    flatten_parameters() after loading an RNN."""
+    import nanoframe as torch
+    import nanoframe.nn.functional as F
+
+    rnn = torch.nn.LSTM(4, 6, 2)
+    transformer = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(4, 2, 8), 1, enable_nested_tensor=False)
+    buf = io.BytesIO()
+    torch.save({"rnn": rnn, "transformer": transformer}, buf)
+    allowed = [F.relu, torch.nn.modules.activation.MultiheadAttention, torch.nn.modules.container.ModuleList,
+               torch.nn.modules.dropout.Dropout, torch.nn.modules.linear.Linear,
+               torch.nn.modules.linear.NonDynamicallyQuantizableLinear, torch.nn.modules.normalization.LayerNorm,
+               torch.nn.modules.rnn.LSTM, torch.nn.modules.transformer.TransformerEncoder,
+               torch.nn.modules.transformer.TransformerEncoderLayer]
+    with torch.serialization.safe_globals(allowed):
+        buf.seek(0)
+        out = torch.load(buf)
+    assert out["rnn"].flatten_parameters() is None and type(out["transformer"].layers[0].self_attn.out_proj) is \
+        torch.nn.modules.linear.NonDynamicallyQuantizableLinear
+    x = torch.randn(3, 2, 4)
+    np.testing.assert_array_equal(out["rnn"](x)[0].array, rnn(x)[0].array)
+
+
 def test_dataclass_checks_run_on_load(tmp_path):
     nanoframe.save(_gpt(), tmp_path / "gpt.pt")
     raw = nfio.load_safetensors_metadata(tmp_path / "gpt.pt")["nanoframe"].replace('"n_head": 2', '"n_head": 3')
@@ -240,7 +300,7 @@ def test_unrepresentable_objects_are_refused_at_save(tmp_path):
     model = nn.Module()
     model.encoder = Encoder()
     target = tmp_path / "m.pt"
-    with pytest.raises(TypeError, match=r"^save: model.encoder.fn is a function; nanoframe.save stores") as info:
+    with pytest.raises(TypeError, match=r"^save: model.encoder.fn is a function without an importable name .*lambda.*module-level name") as info:
         nanoframe.save(model, target)
     assert isinstance(info.value, NanoframeError) and "\n" not in str(info.value)
     with open(tmp_path / "f.txt", "w") as f:

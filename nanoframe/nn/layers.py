@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from nanoframe import functional as F
+from nanoframe.dtypes import default_float
 from nanoframe.nn import init
 from nanoframe.autograd import arrays_in_layers
 from nanoframe.nn.module import Module, Parameter
@@ -23,7 +24,8 @@ from nanoframe.tensor import Tensor
 
 
 def _float_dtype(dtype):
-    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    """A layer's parameter dtype: the one given, else the default float dtype (as torch)."""
+    dtype = np.dtype(default_float() if dtype is None else dtype)
     if dtype.kind != "f":
         raise TypeError(f"parameters must have a floating point dtype, got {dtype}")
     return dtype

@@ -22,7 +22,7 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad=True):
         if data is None:
-            data = np.empty((0,), dtype=np.float32)
+            data = np.empty((0,), dtype=dtypes.default_float())
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):

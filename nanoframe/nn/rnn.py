@@ -141,6 +141,9 @@ class RNNBase(Module):
                 states[i] = shape_ops.unsqueeze(s, 1)
         return states[0], (states[1] if is_lstm else None)
 
+    def flatten_parameters(self):
+        """No-op: torch packs the weights into one buffer for cuDNN here; nanoframe uses them as they are."""
+
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:

@@ -471,5 +471,5 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz, device=None, dtype=None):
         """(sz, sz) float mask: -inf above the diagonal (future positions), 0 elsewhere."""
-        dtype = np.float32 if dtype is None else np.dtype(dtype)
+        dtype = _float_dtype(dtype)
         return Tensor(np.triu(np.full((sz, sz), -np.inf, dtype=dtype), k=1))

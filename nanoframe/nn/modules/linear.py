@@ -4,4 +4,13 @@ from nanoframe.nn.modules._reexport import reexport
 NAMES = (
     "Bilinear", "Identity", "LazyLinear", "Linear",
 )
-__getattr__, __dir__ = reexport(__name__, NAMES)
+_reexported, __dir__ = reexport(__name__, NAMES)
+
+
+def __getattr__(name):
+    # torch keeps MultiheadAttention.out_proj's class here and not in torch.nn (code that loads a
+    # saved Transformer allow-lists it by this path)
+    if name == "NonDynamicallyQuantizableLinear":
+        from nanoframe.nn.transformer import NonDynamicallyQuantizableLinear
+        return NonDynamicallyQuantizableLinear
+    return _reexported(name)

@@ -38,3 +38,6 @@ def current_device():
 
 def get_device_name(device=None):
     raise UnsupportedError("nanoframe runs on the CPU only: there is no CUDA device")
+
+
+from nanoframe.cuda import amp  # noqa: E402,F401  torch.cuda.amp.GradScaler / autocast

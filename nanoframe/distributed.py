@@ -117,11 +117,12 @@ def _read_timeout(timeout):
 
 def _share_cores():
     """Ranks on one machine split its cores: ops and BLAS threads = usable cores // local ranks."""
-    from nanoframe.parallel import _usable_cores, set_num_threads
+    from nanoframe.parallel import set_num_threads
+    from nanoframe.runtime import usable_cores
 
     local = sum(host == _peers[get_rank()][0] for host, _ in _peers)
     if local > 1:
-        set_num_threads(max(1, _usable_cores() // local))
+        set_num_threads(max(1, usable_cores() // local))
 
 
 def is_available():

@@ -219,7 +219,7 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        C, nh, nkv, hs = config.n_embd, config.n_head, config.kv_heads, config.head_size
+        C, nh, nkv = config.n_embd, config.n_head, config.kv_heads
         self.n_head, self.n_kv_head, self.n_embd = nh, nkv, C
         self.rope_theta = config.rope_theta if config.positions == "rope" else None
         self.dropout = config.dropout

@@ -10,6 +10,7 @@ Under mpiexec, rank 0 does all of the above that writes (the lock, tokenizer, da
 while the other ranks wait; then they read what it wrote and every rank trains (trainer.py).
 """
 import sys
+from pathlib import Path
 
 from nanoframe import data as D
 from nanoframe import distributed as dist
@@ -41,11 +42,11 @@ def pretrain(out, data=(), *, data_dir=None, glob="**/*.txt", tokenizer=None, vo
     if dist.get_rank() > 0:
         return _follow(Run(out))
     with dist.leading():
-        return _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, model_overrides, train_overrides,
-                     resume, show_progress, log)
+        return _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, arch, model_overrides,
+                     train_overrides, resume, show_progress, log)
 
 
-def _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, model_overrides, train_overrides, resume,
+def _lead(out, data, data_dir, glob, tokenizer, vocab_size, preset, arch, model_overrides, train_overrides, resume,
           show_progress, log):
     run = Run(out)
     model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})

@@ -95,7 +95,7 @@ def test_rope_gradcheck(shape, offset):
 
 
 def test_rope_torch_parity_and_inverse():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x = rand(2, 3, 9, 8, seed=1)
     cos, sin = torch_rope_tables(9 + 4, 8, 1e4)
     parity(lambda t: rope(t, theta=1e4, offset=4), lambda t: torch_rotate(t, cos[4:].double(), sin[4:].double()),

@@ -10,7 +10,6 @@ disk at each kind of write.
 """
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys

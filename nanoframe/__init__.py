@@ -1,6 +1,6 @@
 """nanoframe: a NumPy deep-learning framework with hand-written backward passes."""
 from nanoframe.autograd import enable_grad, is_grad_enabled, no_grad
-from nanoframe.io import load, load_safetensors, save, save_safetensors
+from nanoframe.io import load_safetensors, save_safetensors
 from nanoframe.parallel import get_num_threads, set_num_threads
 from nanoframe.random import get_rng_state, manual_seed, set_rng_state
 from nanoframe.tensor import (
@@ -160,5 +160,6 @@ from nanoframe.amp import autocast  # noqa: E402
 from nanoframe.compiler import compile  # noqa: E402,A001  (torch.compile shadows the builtin here)
 from nanoframe import functional, nn, optim  # noqa: E402  (after Tensor: they build on it)
 from nanoframe import onnx, serialization, utils  # noqa: E402  torch.onnx, torch.serialization, torch.utils.data
+from nanoframe.serialization import load, save  # noqa: E402  torch.save / torch.load
 
 __version__ = "0.1.0"

@@ -1,5 +1,6 @@
-"""Checkpoint I/O: safetensors files, `save`/`load` (torch.save / torch.load without pickle) and
-atomic writes.
+"""File I/O at the bottom of the library: safetensors files and atomic writes. (`save`/`load` of
+Tensors, Modules and containers, torch.save / torch.load without pickle, build on this in
+nanoframe/serialization.py.)
 
 Public API
 ----------
@@ -10,10 +11,6 @@ Public API
     Read the tensors of a safetensors file (written by anyone).
 ``load_safetensors_metadata(path) -> dict[str, str]``
     Read only the ``__metadata__`` of a safetensors file ({} if absent).
-``save(obj, f)`` / ``load(f, map_location=None, *, weights_only=None, mmap=None)``
-    torch.save / torch.load as PyTorch code calls them (a path or a binary file object): Tensors,
-    arrays, containers, whole nn.Modules... as ONE safetensors file whose __metadata__ holds the
-    object's skeleton (nanoframe/serialization.py). Pickle files are refused, never executed.
 ``atomic_open(path, mode="wb")``, ``atomic_write_bytes``, ``atomic_write_text``
     Crash-safe writes: temp file in the same directory, fsync, ``os.replace``.
 
@@ -35,13 +32,11 @@ Arrays are always returned in native byte order and own writable memory.
 
 import contextlib
 import hashlib
-import io
 import json
 import math
 import os
 import secrets
 import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +47,8 @@ __all__ = [
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_text",
-    "load",
     "load_safetensors",
     "load_safetensors_metadata",
-    "save",
     "save_safetensors",
 ]
 
@@ -411,95 +404,6 @@ def load_safetensors_metadata(path):
     with open(path, "rb") as f:
         _, metadata, _ = _read_header(f, os.fspath(path))
     return metadata
-
-
-# --------------------------------------------------------------------------
-# save / load (torch.save / torch.load)
-# --------------------------------------------------------------------------
-
-# The object's skeleton lives in __metadata__[_SKELETON_KEY]; its format is described in
-# nanoframe/serialization.py (version 1: files of nested arrays/containers written before
-# modules and tensors could be saved; they load as before).
-_SKELETON_KEY = "nanoframe"
-_CONVERT = ("convert it once in PyTorch: from safetensors.torch import save_file; "
-            "save_file(torch.load(path, weights_only=True), 'model.safetensors') "
-            "(for a whole model, save model.state_dict()), then load that file")
-
-
-def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True,
-         _disable_byteorder_record=False):
-    """Save ``obj`` to ``f`` (a path, written atomically, or a binary file object) as one
-    safetensors file: Tensors, NumPy arrays and scalars, Python scalars, lists, tuples, dicts
-    (any scalar keys), OrderedDicts, sets, whole nn.Modules and dataclasses, nested freely.
-
-    Arrays become tensors named by their path (``"model.transformer.wte.weight"``,
-    ``"optimizer.state.3.exp_avg"``), so the file opens in any safetensors reader; the structure
-    is JSON in ``__metadata__["nanoframe"]``. Anything else (a lambda, an open file, an arbitrary
-    object) raises one line naming where it is (``model.encoder.fn``) before anything is written.
-    The pickle arguments of torch.save are accepted and unused: nanoframe never pickles.
-    """
-    from nanoframe import serialization  # it builds on Tensor and Module, which import this package first
-
-    arrays, skeleton = serialization.encode(obj)
-    layout = _layout(arrays, {_SKELETON_KEY: skeleton})
-    if isinstance(f, (str, os.PathLike)):
-        with atomic_open(f, "wb") as out:
-            _write_layout(out, *layout)
-    elif hasattr(f, "write"):
-        _write_layout(f, *layout)
-    else:
-        raise TypeError(f"save: f must be a path or a binary file object, got {type(f).__name__}")
-
-
-def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
-    """Load what ``save`` wrote to ``f`` (a path or a binary file object): Tensors as Tensors
-    (Parameters with their requires_grad), NumPy arrays as arrays, containers and modules as saved.
-
-    A safetensors file from elsewhere loads as its ``{name: ndarray}`` dict. Nothing is ever executed, so
-    ``weights_only`` (True or False) changes nothing; classes are rebuilt only from nanoframe's own
-    and those allowed with ``nanoframe.serialization.add_safe_globals``. ``map_location`` accepts
-    what torch accepts, the CPU-only way (see serialization.storage_mapper). ``mmap`` is accepted;
-    the tensors are read into memory either way. A PyTorch pickle checkpoint is refused with one
-    line saying how to convert it. Any problem with the file raises CheckpointError naming it.
-    """
-    from nanoframe import serialization  # see save
-
-    if weights_only is not None and not isinstance(weights_only, bool):
-        raise TypeError(f"weights_only must be None, True or False, got {weights_only!r}")
-    if mmap is not None and not isinstance(mmap, bool):
-        raise TypeError(f"mmap must be None, True or False, got {mmap!r}")
-    map_storage = serialization.storage_mapper(map_location)
-    if isinstance(f, (str, os.PathLike)):
-        where = os.fspath(f)
-        with open(f, "rb") as stream:
-            tensors, metadata = _read_checked(stream, where)
-    elif hasattr(f, "read"):
-        where = str(getattr(f, "name", "<file object>"))
-        tensors, metadata = _read_checked(io.BytesIO(f.read()), where)
-    else:
-        raise TypeError(f"load: f must be a path or a binary file object, got {type(f).__name__}")
-    if _SKELETON_KEY not in metadata:  # from another library: its arrays, as load_safetensors gives them
-        return tensors
-    return serialization.decode(tensors, metadata[_SKELETON_KEY], where, map_storage)
-
-
-def _read_checked(f, where):
-    """``_read_file`` after refusing pickle files (torch's zip checkpoints, raw pickle streams)."""
-    head = f.read(9)
-    f.seek(0)
-    if head[:4] == b"PK\x03\x04":
-        try:
-            names = zipfile.ZipFile(f).namelist()  # lists the archive; nothing in it is run
-        except (zipfile.BadZipFile, OSError, ValueError):
-            names = []
-        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-            raise CheckpointError(f"{where} is a PyTorch checkpoint (torch.save's zip of pickles); nanoframe never "
-                                  f"unpickles, since unpickling can run any code: {_CONVERT}")
-        raise CheckpointError(f"{where} is a zip archive, not a safetensors file written by nanoframe.save")
-    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[8:9] != b"{":
-        raise CheckpointError(f"{where} is a pickle file (e.g. torch.save's legacy format); nanoframe never "
-                              f"unpickles, since unpickling can run any code: {_CONVERT}")
-    return _read_file(f, where)
 
 
 def read_json(path, missing, error=ValueError, max_bytes=256 << 20):

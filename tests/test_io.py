@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from nanoframe import io as nfio
+from nanoframe.serialization import load, save
 from nanoframe.nn import Parameter
 from nanoframe.tensor import Tensor
 
@@ -240,7 +241,7 @@ def test_reads_files_written_by_safetensors(tmp_path):
         assert_same(arr, loaded[name])
     assert nfio.load_safetensors_metadata(path) == {"a": "b"}
     # A foreign file without a nanoframe skeleton loads flat through load().
-    assert sorted(nfio.load(path)) == sorted(tensors)
+    assert sorted(load(path)) == sorted(tensors)
 
 
 def test_reads_torch_bf16_and_f16(tmp_path):
@@ -298,8 +299,8 @@ def test_nested_checkpoint_roundtrip(tmp_path):
         "big": 2**80,
     }
     path = tmp_path / "ckpt.safetensors"
-    nfio.save(ckpt, path)
-    out = nfio.load(path)
+    save(ckpt, path)
+    out = load(path)
     assert_same(ckpt, out)  # a Parameter comes back a Parameter, np.int64 an np.int64
     names = set(nfio.load_safetensors(path))
     assert {"model.transformer.wte.weight", "model.transformer.wte.weight~1"} <= names
@@ -309,7 +310,7 @@ def test_nested_checkpoint_roundtrip(tmp_path):
 def test_nested_file_is_plain_safetensors(tmp_path):
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
     path = tmp_path / "ckpt.safetensors"
-    nfio.save({"model": {"w": np.eye(2, dtype=np.float32)}, "epoch": 1}, path)
+    save({"model": {"w": np.eye(2, dtype=np.float32)}, "epoch": 1}, path)
     loaded = safetensors_numpy.load_file(str(path))
     np.testing.assert_array_equal(loaded["model.w"], np.eye(2))
 
@@ -340,25 +341,25 @@ def _nested():
 @given(obj=_nested())
 def test_nested_roundtrip_hypothesis(workdir, obj):
     path = workdir / "nested.safetensors"
-    nfio.save(obj, path)
-    assert_same(obj, nfio.load(path))
+    save(obj, path)
+    assert_same(obj, load(path))
 
 
 def test_save_rejects_bad_structures(tmp_path):
     cyclic = {"a": []}
     cyclic["a"].append(cyclic)
     with pytest.raises(ValueError, match="cyclic reference at obj.a.0"):
-        nfio.save(cyclic, tmp_path / "x.safetensors")
+        save(cyclic, tmp_path / "x.safetensors")
     with pytest.raises(TypeError, match="obj.a is of type object"):
-        nfio.save({"a": object()}, tmp_path / "x.safetensors")
+        save({"a": object()}, tmp_path / "x.safetensors")
     with pytest.raises(TypeError, match="obj.a.1 has a key or set element of type frozenset"):
-        nfio.save({"a": {1: {frozenset([1]): 2}}}, tmp_path / "x.safetensors")
+        save({"a": {1: {frozenset([1]): 2}}}, tmp_path / "x.safetensors")
     with pytest.raises(TypeError, match="dtype <U1"):
-        nfio.save({"a": np.array(["x"])}, tmp_path / "x.safetensors")
+        save({"a": np.array(["x"])}, tmp_path / "x.safetensors")
     assert list(tmp_path.iterdir()) == []
     shared = np.zeros(2)
-    nfio.save([shared, shared], tmp_path / "x.safetensors")  # one array saved twice: stored once, as pickle would
-    a, b = nfio.load(tmp_path / "x.safetensors")
+    save([shared, shared], tmp_path / "x.safetensors")  # one array saved twice: stored once, as pickle would
+    a, b = load(tmp_path / "x.safetensors")
     assert a is b and len(nfio.load_safetensors(tmp_path / "x.safetensors")) == 1
 
 
@@ -382,7 +383,7 @@ def test_load_rejects_bad_skeleton(tmp_path, skeleton, tensors, match):
     path = tmp_path / "x.safetensors"
     nfio.save_safetensors(tensors, path, metadata={"nanoframe": skeleton})
     with pytest.raises(ValueError, match=match):
-        nfio.load(path)
+        load(path)
 
 
 @FUZZ
@@ -395,7 +396,7 @@ def test_fuzzed_skeleton_only_raises_value_error(workdir, skeleton):
     path = workdir / "skel.safetensors"
     nfio.save_safetensors({"a": np.zeros(1)}, path, metadata={"nanoframe": json.dumps({"version": 1, "root": skeleton})})
     try:
-        nfio.load(path)
+        load(path)
     except ValueError:
         pass
 
@@ -456,7 +457,7 @@ def test_malformed_headers(tmp_path, header, data, match):
     with pytest.raises(ValueError):
         nfio.load_safetensors_metadata(path)
     with pytest.raises(ValueError):
-        nfio.load(path)
+        load(path)
 
 
 def test_short_file_and_lying_header_length(tmp_path):
@@ -596,7 +597,7 @@ def test_fuzz_mutated_headers(workdir, header, data_len, pad):
 
 def test_crash_mid_save_keeps_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.safetensors"
-    nfio.save({"w": np.ones(1000, np.float32)}, path)
+    save({"w": np.ones(1000, np.float32)}, path)
     before = path.read_bytes()
 
     def partial_write(f, array):
@@ -606,11 +607,11 @@ def test_crash_mid_save_keeps_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(nfio, "_write_array", partial_write)
     with pytest.raises(OSError, match="disk full"):
-        nfio.save({"w": np.zeros(1000, np.float32)}, path)
+        save({"w": np.zeros(1000, np.float32)}, path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["ckpt.safetensors"]
     monkeypatch.undo()
-    np.testing.assert_array_equal(nfio.load(path)["w"], np.ones(1000, np.float32))
+    np.testing.assert_array_equal(load(path)["w"], np.ones(1000, np.float32))
 
 
 def test_crash_in_fsync_and_keyboard_interrupt(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
     step_000500/
       model.safetensors       the model's weights (tied weights stored once)
-      optimizer.safetensors   AdamW moments and step counts (nanoframe.io.save); absent in best/
+      optimizer.safetensors   AdamW moments and step counts (nanoframe.save); absent in best/
       state.json              step, configs, RNG states, val losses, tokenizer and data hashes
 
 A folder is written as NAME.tmp and renamed into place, state.json last, so a crash (even kill -9)
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from nanoframe.errors import CheckpointError, ConfigError, bounded
-from nanoframe.io import load, load_safetensors, read_json, safetensors_shapes, save, save_safetensors
+from nanoframe.io import load_safetensors, read_json, safetensors_shapes, save_safetensors
+from nanoframe.serialization import load, save
 from nanoframe.schema import field
 
 STATE = "state.json"

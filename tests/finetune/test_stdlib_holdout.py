@@ -24,9 +24,11 @@ def test_finetune_without_data_uses_the_held_out_stdlib_package(tmp_path, capsys
     assert run("train", "--data", tmp_path / "c.txt", "--tokenizer", "bpe", "--vocab-size", 300,
                "--out", tmp_path / "base", "--max_iters", 2, *TINY) == 0
     assert run("finetune", "--from", tmp_path / "base", "--out", tmp_path / "ft", "--max_iters", 2,
-               "--eval_interval", 1, *TINY[8:]) == 0
+               "--eval_interval", 1, *TINY[8:-1]) == 0
     out = capsys.readouterr().out
     assert "done: 2 steps (max_iters)" in out
+    head, sample = out.split("\n--- sample ---\n")           # the sample after a text fine-tune
+    assert "run " + str(tmp_path / "ft") in head and len(sample.strip()) > 0
 
     ft = tmp_path / "ft"
     config = json.loads((ft / "config.json").read_text())
@@ -56,3 +58,20 @@ def test_finetune_without_data_uses_the_held_out_stdlib_package(tmp_path, capsys
     # the base was never trained on it: the fine-tune's first evaluation is its "before" loss
     vals = [json.loads(line) for line in (ft / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in vals if "val_loss" in r] == [0, 1, 2]
+
+
+def test_finetune_on_instructions_prints_the_greedy_completion_of_the_first_prompt(tmp_path, capsys):
+    from nanoframe.training.finetune import generate_completion
+    from nanoframe.training.run import load_for_inference
+
+    (tmp_path / "c.txt").write_text(TEXT)
+    assert run("train", "--data", tmp_path / "c.txt", "--tokenizer", "bpe", "--vocab-size", 300,
+               "--out", tmp_path / "base", "--max_iters", 1, *TINY) == 0
+    rows = [{"prompt": f"Speak {i}:", "completion": " speak."} for i in range(40)]
+    (tmp_path / "i.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run("finetune", "--from", tmp_path / "base", "--data", tmp_path / "i.jsonl", "--out", tmp_path / "ft",
+               "--max_iters", 1, "--eval_interval", 1, *TINY[8:-1]) == 0
+    out = capsys.readouterr().out
+    model, tok = load_for_inference(tmp_path / "ft")[:2]       # best/: the weights the CLI ends with
+    expected = "Speak 0:" + generate_completion(model.eval(), tok, "Speak 0:", 64)
+    assert out.split("\n--- greedy completion of the first prompt ---\n")[1] == expected + "\n"

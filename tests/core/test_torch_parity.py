@@ -4,7 +4,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from .cases import ELEMENTWISE, MATMUL, REDUCE, SHAPE  # noqa: E402
-from .helpers import run_torch_spec  # noqa: E402
+
+from tests.helpers.ops import run_torch_spec  # noqa: E402
 
 
 @pytest.mark.parametrize("spec", ELEMENTWISE + REDUCE + SHAPE + MATMUL)

@@ -10,13 +10,13 @@ import pytest
 import nanoframe.cli as cli_module
 from nanoframe.errors import DataError
 
-from run_helpers import TINY, cli, one_error_line
+from tests.helpers.runs import TINY, cli, one_error_line
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny char-level run trained for 4 steps (no sample printed)."""
-    from run_helpers import SHAKESPEAREISH
+    from tests.helpers.runs import SHAKESPEAREISH
 
     root = tmp_path_factory.mktemp("cli")
     (root / "c.txt").write_text(SHAKESPEAREISH)

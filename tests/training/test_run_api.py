@@ -17,7 +17,7 @@ from nanoframe.training import lora as L
 from nanoframe.training.pretrain import pretrain
 from nanoframe.training.run import LOCK, Run, RunLockedError, load_for_inference, open_checkpoint, save_run
 
-from run_helpers import SHAKESPEAREISH, TINY, cli
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from nanoframe.training.config import TrainConfig
 from nanoframe.training.run import Run
 from nanoframe.training.trainer import Trainer
 
-from run_helpers import SHAKESPEAREISH
+from tests.helpers.runs import SHAKESPEAREISH
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ EDGE_CASES = [
 
 @pytest.mark.parametrize("name,arrays,fn,torch_fn", EDGE_CASES, ids=[c[0] for c in EDGE_CASES])
 def test_parity_edge(name, arrays, fn, torch_fn):
-    from .helpers import check_torch
+    from tests.helpers.ops import check_torch
 
     check_torch(None, fn, torch_fn, arrays=arrays)
 

@@ -203,7 +203,7 @@ class Settings:
 def test_user_classes_need_the_allow_list(tmp_path):
     net = Net()
     nanoframe.save({"net": net, "cfg": Settings(3)}, tmp_path / "net.pt")
-    with pytest.raises(CheckpointError, match=r"class 'test_serialization.Net' is not allowed.*add_safe_globals\(\[Net\]\)"):
+    with pytest.raises(CheckpointError, match=r"class 'tests.test_serialization.Net' is not allowed.*add_safe_globals\(\[Net\]\)"):
         nanoframe.load(tmp_path / "net.pt", weights_only=False)  # either value: nothing is ever executed
     with safe_globals([Net]):
         with pytest.raises(CheckpointError, match="test_serialization.Settings"):
@@ -218,7 +218,7 @@ def test_user_classes_need_the_allow_list(tmp_path):
     x = nanoframe.randn(2, 3)
     np.testing.assert_array_equal(loaded(x).array, net(x).array)
     add_safe_globals([(Net, "old.place.Net"), Settings])  # a class saved under another path
-    raw = nfio.load_safetensors_metadata(tmp_path / "net.pt")["nanoframe"].replace("test_serialization.Net", "old.place.Net")
+    raw = nfio.load_safetensors_metadata(tmp_path / "net.pt")["nanoframe"].replace("tests.test_serialization.Net", "old.place.Net")
     nfio.save_safetensors(nfio.load_safetensors(tmp_path / "net.pt"), tmp_path / "moved.pt", metadata={"nanoframe": raw})
     assert type(nanoframe.load(tmp_path / "moved.pt")["net"]) is Net
 
@@ -243,7 +243,7 @@ def test_functions_are_saved_by_name_and_resolved_only_from_the_allow_list(tmp_p
 
     layer.activation = scaled_tanh
     nanoframe.save(layer, tmp_path / "own.pt")
-    with pytest.raises(CheckpointError, match=r"own.pt: function 'test_serialization.scaled_tanh' is not allowed.*"
+    with pytest.raises(CheckpointError, match=r"own.pt: function 'tests.test_serialization.scaled_tanh' is not allowed.*"
                                               r"add_safe_globals\(\[scaled_tanh\]\)") as info:
         nanoframe.load(tmp_path / "own.pt")
     assert "\n" not in str(info.value)

@@ -452,10 +452,15 @@ class Run:
         return int(_STEP_DIR.fullmatch(found[-1].name).group(1)) if found else None
 
 
-def save_run(folder, model, tokenizer, kind="pretrain", extra_config=None, extra_state=None):
+def save_run(folder, model, tokenizer, kind="merge", extra_config=None, extra_state=None):
     """Write `model` and `tokenizer` as a new run folder holding best/ only: a starting point that
     `nanoframe sample`, `finetune --from` and `load_for_inference` read (a LoRA model keeps its
-    adapters). `folder` must be new or empty, or a Run whose lock the caller holds."""
+    adapters). `folder` must be new or empty, or a Run whose lock the caller holds.
+
+    kind "merge" (the default) is config.json's kind for weights written as they are rather than
+    trained in the folder: it needs no training config, and its best/ counts as trained weights, so
+    a later `train --out` there is refused instead of deleting them. (The default was "pretrain",
+    whose schema requires a training config, so save_run(folder, model, tok) always failed.)"""
     from nanoframe.nn.lora import lora_config_of
 
     run = folder if isinstance(folder, Run) else Run(folder)

@@ -3,7 +3,8 @@ against NumPy, a float64 gradcheck, and values and gradients against torch autog
 import pytest
 
 from .cases_more import ALL_MORE
-from .helpers import run_spec, run_torch_spec
+
+from tests.helpers.ops import run_spec, run_torch_spec
 
 
 @pytest.mark.parametrize("spec", ALL_MORE)

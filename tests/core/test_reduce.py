@@ -5,7 +5,8 @@ import pytest
 import nanoframe as nf
 
 from .cases import REDUCE
-from .helpers import run_spec
+
+from tests.helpers.ops import run_spec
 
 
 @pytest.mark.parametrize("spec", REDUCE)

@@ -4,7 +4,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from .cases import ELEMENTWISE, MATMUL, REDUCE, SHAPE  # noqa: E402
-from .helpers import run_torch_spec  # noqa: E402
+
+from tests.helpers.ops import run_torch_spec  # noqa: E402
 
 
 @pytest.mark.parametrize("spec", ELEMENTWISE + REDUCE + SHAPE + MATMUL)
@@ -35,7 +36,7 @@ EDGE_CASES = [
 
 @pytest.mark.parametrize("name,arrays,fn,torch_fn", EDGE_CASES, ids=[c[0] for c in EDGE_CASES])
 def test_parity_edge(name, arrays, fn, torch_fn):
-    from .helpers import check_torch
+    from tests.helpers.ops import check_torch
 
     check_torch(None, fn, torch_fn, arrays=arrays)
 

@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from mpi_helpers import metrics, mpiexec, needs_mpi, words_corpus
+from tests.helpers.mpi import metrics, mpiexec, needs_mpi, words_corpus
 
 pytestmark = needs_mpi
 HERE = Path(__file__).resolve().parent
@@ -36,7 +36,7 @@ def test_the_write_guard_sees_writes(tmp_path):
     is recorded."""
     import subprocess
 
-    from mpi_helpers import env
+    from tests.helpers.mpi import env
 
     corpus = words_corpus(tmp_path / "words.txt", n_words=2000)
     watched, log = tmp_path / "w", tmp_path / "writes.log"

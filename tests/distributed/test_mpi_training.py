@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from mpi_helpers import curve, env, nanoframe, needs_mpi, rank_pid, words_corpus, MPIEXEC
+from tests.helpers.mpi import curve, env, nanoframe, needs_mpi, rank_pid, words_corpus, MPIEXEC
 
 pytestmark = needs_mpi
 

@@ -2,11 +2,8 @@
 only the seven GPT-2 keys) still sample and resume, twice, although the new checkpoints spell
 every field out."""
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from run_helpers import SHAKESPEAREISH, TINY, cli  # noqa: E402
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli
 
 OLD_KEYS = {"vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias"}
 

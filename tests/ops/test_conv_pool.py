@@ -7,10 +7,7 @@ from hypothesis import given, settings, strategies as st
 import nanoframe as nf
 import nanoframe.functional as F
 
-try:
-    from .fused_helpers import gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import gradcheck, parity, rand
+from tests.helpers.fused import gradcheck, parity, rand
 
 torch = pytest.importorskip("torch")
 tF = torch.nn.functional

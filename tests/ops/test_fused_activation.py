@@ -8,10 +8,7 @@ import nanoframe as nf
 import nanoframe.functional as F
 from nanoframe.ops.activation import erf
 
-try:
-    from .fused_helpers import composed_match, gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import composed_match, gradcheck, parity, rand
+from tests.helpers.fused import composed_match, gradcheck, parity, rand
 
 SHAPES = [(), (7,), (3, 5), (2, 3, 4)]
 

@@ -7,10 +7,7 @@ import pytest
 import nanoframe as nf
 import nanoframe.functional as F
 
-try:
-    from .fused_helpers import composed_match, gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import composed_match, gradcheck, parity, rand
+from tests.helpers.fused import composed_match, gradcheck, parity, rand
 
 SDPA = F.scaled_dot_product_attention
 

@@ -7,10 +7,7 @@ import nanoframe as nf
 import nanoframe.functional as F
 from nanoframe.ops import attention
 
-try:
-    from .fused_helpers import composed_match, gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import composed_match, gradcheck, parity, rand
+from tests.helpers.fused import composed_match, gradcheck, parity, rand
 
 
 def _composed(n_head, dropout_p=0.0):

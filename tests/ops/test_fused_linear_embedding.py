@@ -6,10 +6,7 @@ import nanoframe as nf
 import nanoframe.functional as F
 from nanoframe.ops.embedding import scatter_add_rows
 
-try:
-    from .fused_helpers import composed_match, gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import composed_match, gradcheck, parity, rand
+from tests.helpers.fused import composed_match, gradcheck, parity, rand
 
 
 @pytest.mark.parametrize("lead", [(), (5,), (2, 3), (2, 1, 3)])

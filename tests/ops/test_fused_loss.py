@@ -6,10 +6,7 @@ from hypothesis import given, settings, strategies as st
 import nanoframe as nf
 import nanoframe.functional as F
 
-try:
-    from .fused_helpers import composed_match, gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import composed_match, gradcheck, parity, rand
+from tests.helpers.fused import composed_match, gradcheck, parity, rand
 
 REDUCTIONS = ["mean", "sum", "none"]
 # input shapes in torch's layout: (C,), (N, C), (N, C, d1), (N, C, d1, d2)

@@ -5,10 +5,7 @@ import pytest
 import nanoframe as nf
 import nanoframe.functional as F
 
-try:
-    from .fused_helpers import composed_match, gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import composed_match, gradcheck, parity, rand
+from tests.helpers.fused import composed_match, gradcheck, parity, rand
 
 CASES = [((6,), (6,)), ((3, 5), (5,)), ((2, 3, 4), (4,)), ((2, 3, 4), (3, 4))]
 

@@ -13,10 +13,7 @@ from nanoframe.ops.attention import cached_causal_attention, split_packed
 from nanoframe.ops.rope import rope, rope_rotate, rope_tables
 from nanoframe.ops.swiglu import swiglu, swiglu_forward
 
-try:
-    from .fused_helpers import composed_match, gradcheck, parity, rand
-except ImportError:
-    from fused_helpers import composed_match, gradcheck, parity, rand
+from tests.helpers.fused import composed_match, gradcheck, parity, rand
 
 
 # ---- torch references ------------------------------------------------------------------------------

@@ -8,10 +8,7 @@ import nanoframe.functional as F
 import nanoframe.parallel as par
 from nanoframe.ops.rnn import GRULayerFunction, LSTMLayerFunction, RNNLayerFunction
 
-try:
-    from .fused_helpers import gradcheck, nf_grads
-except ImportError:
-    from fused_helpers import gradcheck, nf_grads
+from tests.helpers.fused import gradcheck, nf_grads
 
 
 @pytest.fixture

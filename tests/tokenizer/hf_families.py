@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests.helpers import SHARED_DATA as DATA
+
 FAMILIES = ["gpt2", "gpt2_string_merges", "llama3", "qwen2", "smollm2", "gpt4o", "gpt4"]
 # Text the small vocabularies are trained on: English plus enough other scripts that non-ASCII
 # merges exist.

@@ -18,7 +18,7 @@ import pytest
 
 from nanoframe.training.run import Run
 
-from run_helpers import SHAKESPEAREISH, TINY, cli
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

@@ -10,7 +10,7 @@ import pytest
 
 from nanoframe.io import load_safetensors, load_safetensors_metadata, save_safetensors
 
-from run_helpers import SHAKESPEAREISH, TINY, cli, one_error_line
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli, one_error_line
 
 FT = ["--max_iters", 2, "--eval_interval", 2, "--eval_iters", 1, "--batch_size", 2, "--checkpoint_interval", 2,
       "--no-progress", "--no-sample"]

@@ -14,7 +14,7 @@ import pytest
 
 from nanoframe.training.run import Run
 
-from run_helpers import SHAKESPEAREISH, TINY, cli, losses, one_error_line
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli, losses, one_error_line
 
 TRAIN = ["--tokenizer", "char", "--max_iters", 4, "--checkpoint_interval", 2, "--keep_checkpoints", 10,
          "--eval_interval", 2, *TINY]

@@ -6,7 +6,7 @@ import sys
 
 from nanoframe.cli import main
 
-from run_helpers import TINY
+from tests.helpers.runs import TINY
 
 
 def run(*args):

@@ -11,7 +11,7 @@ import pytest
 
 from nanoframe.training.run import Run
 
-from run_helpers import SHAKESPEAREISH, TINY, cli, losses, one_error_line
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli, losses, one_error_line
 
 FT = ["--max_iters", 12, "--eval_interval", 4, "--eval_iters", 2, "--batch_size", 4, "--checkpoint_interval", 3,
       "--keep_checkpoints", 10, "--early_stop_patience", 0, "--no-progress", "--no-sample"]

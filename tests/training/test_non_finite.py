@@ -16,7 +16,7 @@ from nanoframe.training.lora import apply_lora
 from nanoframe.training.run import Run
 from nanoframe.training.trainer import Trainer
 
-from run_helpers import SHAKESPEAREISH, TINY, one_error_line
+from tests.helpers.runs import SHAKESPEAREISH, TINY, one_error_line
 
 BAD = ["nan", "inf", "-inf", "NaN"]
 

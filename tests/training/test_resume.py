@@ -16,7 +16,7 @@ from nanoframe.training.run import Run
 from nanoframe.training.config import TrainConfig
 from nanoframe.training.trainer import Trainer, TrainingError
 
-from run_helpers import TINY
+from tests.helpers.runs import TINY
 
 
 def _losses(run_dir):

@@ -11,7 +11,7 @@ import pytest
 
 from nanoframe.training.run import Run, RunWarning
 
-from run_helpers import TINY, cli, losses, one_error_line
+from tests.helpers.runs import TINY, cli, losses, one_error_line
 
 TRAIN = ["--tokenizer", "char", "--max_iters", 8, "--checkpoint_interval", 2, "--keep_checkpoints", 10,
          "--eval_interval", 4, *TINY]
@@ -22,7 +22,7 @@ def trained(tmp_path_factory, request):
     """A finished 8-step char run with checkpoints at steps 2, 4, 6, 8 (copy it before changing it)."""
     root = tmp_path_factory.mktemp("runs")
     corpus = root / "input.txt"
-    from run_helpers import SHAKESPEAREISH
+    from tests.helpers.runs import SHAKESPEAREISH
 
     corpus.write_text(SHAKESPEAREISH)
     assert cli("train", "--data", corpus, "--out", root / "run", *TRAIN) == 0
@@ -88,7 +88,7 @@ def test_folder_that_is_not_a_run_is_never_written(tmp_path, capsys):
     mine.mkdir()
     (mine / "thesis.tex").write_text("precious")
     corpus = tmp_path / "c.txt"
-    from run_helpers import SHAKESPEAREISH
+    from tests.helpers.runs import SHAKESPEAREISH
 
     corpus.write_text(SHAKESPEAREISH)
     for args in (["train", "--data", corpus, *TRAIN], ["finetune", "--from", tmp_path / "none", "--no-progress"]):
@@ -195,7 +195,7 @@ def test_damaged_latest_checkpoint_falls_back_with_a_warning_naming_both(trained
 
 
 def test_shared_data_dir_reprepared_with_another_tokenizer_is_refused(tmp_path, capsys):
-    from run_helpers import SHAKESPEAREISH
+    from tests.helpers.runs import SHAKESPEAREISH
 
     corpus = tmp_path / "c.txt"
     corpus.write_text(SHAKESPEAREISH)
@@ -217,7 +217,7 @@ def test_shared_data_dir_reprepared_with_another_tokenizer_is_refused(tmp_path, 
 
 
 def test_moved_shared_data_dir_is_given_again_on_resume(tmp_path, capsys):
-    from run_helpers import SHAKESPEAREISH
+    from tests.helpers.runs import SHAKESPEAREISH
 
     corpus = tmp_path / "c.txt"
     corpus.write_text(SHAKESPEAREISH)

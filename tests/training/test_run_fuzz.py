@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from run_helpers import SHAKESPEAREISH, TINY, cli
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli
 
 # one value of each kind that breaks a schema: null, a long string, out-of-range and huge ints,
 # non-finite and fractional numbers, a bool, containers where scalars belong

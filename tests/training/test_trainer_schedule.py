@@ -10,7 +10,7 @@ from nanoframe.random import manual_seed
 from nanoframe.training.config import TrainConfig
 from nanoframe.training.trainer import Trainer
 
-from run_helpers import SHAKESPEAREISH
+from tests.helpers.runs import SHAKESPEAREISH
 
 
 def test_param_groups_keep_their_own_lr_ratio_and_scale(tmp_path):

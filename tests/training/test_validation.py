@@ -4,7 +4,6 @@ use. Each bad file ends in exit code 2 and one line that names the file and the 
 import json
 import resource
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,9 @@ import pytest
 from nanoframe.io import save_safetensors
 from nanoframe.training.run import Run, RunWarning
 
-from run_helpers import SHAKESPEAREISH, TINY, cli, one_error_line
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli, one_error_line
+from tests.helpers import SHARED_DATA as DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")

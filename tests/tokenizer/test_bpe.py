@@ -5,7 +5,6 @@ import random
 import time
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,8 @@ from nanoframe.tokenizer import BPETokenizer
 from nanoframe.tokenizer.bpe import _merge_long, _merge_small
 from nanoframe.tokenizer.pretokenize import PATTERNS, Pretokenizer
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests.helpers import SHARED_DATA as DATA
+
 SAMPLE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. "

@@ -11,13 +11,7 @@ from nanoframe import nn
 from nanoframe.ops.rnn import GRULayerFunction, LSTMLayerFunction, RNNLayerFunction
 from nanoframe.tensor import Tensor
 
-try:
-    from ..ops.fused_helpers import gradcheck
-except ImportError:
-    import os
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
-    from fused_helpers import gradcheck
+from tests.helpers.fused import gradcheck
 
 torch = pytest.importorskip("torch")
 

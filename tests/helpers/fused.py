@@ -1,7 +1,8 @@
-"""Shared helpers for the fused-op tests: float64 central-difference gradcheck and torch parity."""
+"""Shared helpers for the fused-op tests: float64 gradcheck (the library's) and torch parity on ndarrays."""
 import numpy as np
 
 import nanoframe as nf
+from nanoframe.testing import gradcheck as lib_gradcheck
 
 
 def to_nf(arrays, grad_idx):
@@ -30,29 +31,11 @@ def nf_grads(fn, arrays, grad_idx, seed=0):
 
 
 def gradcheck(fn, arrays, grad_idx=(0,), eps=1e-6, rtol=1e-5, atol=1e-7, seed=0):
-    """Check nanoframe's analytic gradients against central differences, all in float64."""
+    """nanoframe.testing.gradcheck on ndarrays, all in float64: the inputs in grad_idx require grad,
+    the output is weighted by the same fixed upstream gradient as nf_grads, and every analytic
+    gradient must equal the central differences within rtol/atol (GradcheckError otherwise)."""
     arrays = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in arrays]
-    out, grads = nf_grads(fn, arrays, grad_idx, seed)
-    gy = upstream(out.shape, np.float64, seed)
-
-    def f(arrs):
-        with nf.no_grad():
-            return float(np.sum(fn(*to_nf(arrs, ())).array * gy))
-
-    for i, analytic in zip(grad_idx, grads):
-        a = arrays[i]
-        numeric = np.zeros_like(a)
-        flat, num = a.reshape(-1), numeric.reshape(-1)
-        for k in range(flat.size):
-            orig = flat[k]
-            flat[k] = orig + eps
-            fp = f(arrays)
-            flat[k] = orig - eps
-            fm = f(arrays)
-            flat[k] = orig
-            num[k] = (fp - fm) / (2 * eps)
-        analytic = np.zeros_like(a) if analytic is None else analytic
-        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradcheck input {i}")
+    lib_gradcheck(fn, to_nf(arrays, grad_idx), eps=eps, rtol=rtol, atol=atol, seed=seed)
 
 
 def parity(nf_fn, torch_fn, arrays, grad_idx=(0,), rtol=1e-5, atol=1e-7, seed=0):

@@ -1,6 +1,5 @@
 """GPT.from_hf / to_hf against transformers' reference outputs and a live GPT2LMHeadModel."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +9,8 @@ from nanoframe.models import GPT, GPTConfig
 from nanoframe.models.hf import state_from_hf
 from nanoframe.random import manual_seed
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.helpers import SHARED_DATA as DATA
+
 HF_MODELS = ["tiny-gpt2", "fake-gpt2-lmbuddy"]
 
 

@@ -1,7 +1,6 @@
 """GPT-2 and tiktoken files: import, export, parity with the real GPT-2 tokenizer."""
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +9,8 @@ from hypothesis import strategies as st
 from nanoframe.tokenizer import BPETokenizer
 from nanoframe.tokenizer.formats import bytes_to_unicode, token_to_str
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests.helpers import SHARED_DATA as DATA
+
 GPT2 = DATA / "gpt2"
 
 

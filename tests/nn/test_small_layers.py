@@ -6,13 +6,7 @@ import nanoframe.functional as F
 from nanoframe import nn
 from nanoframe.tensor import Tensor
 
-try:
-    from ..ops.fused_helpers import gradcheck, parity, rand
-except ImportError:
-    import os
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
-    from fused_helpers import gradcheck, parity, rand
+from tests.helpers.fused import gradcheck, parity, rand
 
 torch = pytest.importorskip("torch")
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from hf_families import DATA, build
+from tests.tokenizer.hf_families import DATA, build
 from nanoframe.errors import TokenizerError
 from nanoframe.tokenizer import (
     BPETokenizer, CharTokenizer, find_tokenizer_files, load_tokenizer, tokenizer_fingerprint,

@@ -1,7 +1,5 @@
 """`nanoframe finetune` / `nanoframe lora merge` end to end, and their user errors."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +12,9 @@ from nanoframe.training.run import load_for_inference as _load
 def load_run(path):
     return _load(path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from run_helpers import SHAKESPEAREISH, TINY  # noqa: E402
+from tests.helpers.runs import SHAKESPEAREISH, TINY
+from tests.helpers import SHARED_DATA as DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FT = ["--max_iters", "12", "--eval_interval", "4", "--eval_iters", "2", "--batch_size", "4",
       "--no-progress", "--no-sample"]
 

@@ -3,16 +3,13 @@
 o_proj, gate_proj, up_proj, down_proj, then `lora merge` and the merged model back out to_hf,
 which transformers opens with the same logits."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nanoframe.io import load_safetensors
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from run_helpers import SHAKESPEAREISH, TINY, cli, one_error_line  # noqa: E402
+from tests.helpers.runs import SHAKESPEAREISH, TINY, cli, one_error_line
 
 LLAMA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 

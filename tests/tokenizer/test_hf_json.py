@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_families import FAMILIES, build, corpus_texts, training_text
+from tests.tokenizer.hf_families import FAMILIES, build, corpus_texts, training_text
 from nanoframe.errors import TokenizerError
 from nanoframe.tokenizer import BPETokenizer
 from nanoframe.tokenizer.normalize import fix_surrogates

@@ -356,7 +356,7 @@ def _fields_help(*config_classes, only=None):
 
 MFU_HELP = textwrap.fill("The progress bar shows tokens/s and MFU: the model's training FLOPs per second (6 N + 12 L T C per "
             "token, N the non-embedding parameters) over this machine's float32 GEMM throughput through NumPy's "
-            "BLAS, measured at start and again at every evaluation, the highest measurement kept.", 100)
+            "BLAS, measured at start and again at evaluations (at most every 30 s), the highest measurement kept.", 100)
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

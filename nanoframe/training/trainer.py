@@ -42,11 +42,13 @@ class GemmPeak:
 
     A measurement is the best of a few 1024^3 products; the highest of all measurements is kept.
     One measurement at start-up alone read low on a busy machine, and MFU then showed 120%, so the
-    trainer measures again at every evaluation (and whenever MFU would pass 100%).
+    trainer measures again at evaluations and whenever MFU would pass 100%, at most once every
+    `min_interval` seconds (a measurement costs a few GEMMs; short runs evaluate often).
     """
 
-    def __init__(self, n=1024, repeats=3):
-        self.n, self.repeats, self.flops = n, repeats, 0.0
+    def __init__(self, n=1024, repeats=3, min_interval=30.0):
+        self.n, self.repeats, self.min_interval, self.flops = n, repeats, min_interval, 0.0
+        self._last = -math.inf
 
     def measure(self):
         a = np.ones((self.n, self.n), np.float32)
@@ -57,6 +59,13 @@ class GemmPeak:
             a @ a
             best = min(best, time.perf_counter() - t)
         self.flops = max(self.flops, 2 * self.n**3 / best)
+        self._last = time.monotonic()
+        return self.flops
+
+    def refresh(self):
+        """Measure again unless the last measurement is under min_interval seconds old."""
+        if time.monotonic() - self._last >= self.min_interval:
+            self.measure()
         return self.flops
 
 
@@ -271,7 +280,7 @@ class Trainer:
             raise TrainingError(f"the validation loss is {val_loss} at step {self.step}; stopping. The last good "
                                 f"checkpoint is left intact in {self.run.root} (try a lower lr; or the validation "
                                 "data has no target to score)")
-        GEMM_PEAK.measure()
+        GEMM_PEAK.refresh()
         self.log({"step": self.step, "val_loss": val_loss})
         if val_loss < self.best_val_loss:
             self.best_val_loss, self.evals_since_best = val_loss, 0
@@ -331,7 +340,7 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         flops_per_token = self.model.estimate_flops_per_token()
-        GEMM_PEAK.measure()
+        GEMM_PEAK.refresh()
         start_step, t_start = self.step, time.perf_counter()
         stopped = "max_iters"
         bar = tqdm(total=cfg.max_iters, initial=self.step, desc="train", unit="step",
@@ -351,7 +360,7 @@ class Trainer:
             # distributed: the job's tokens over every rank's peak (rank 0's measurement, N times)
             mfu = tok_per_sec * flops_per_token / (GEMM_PEAK.flops * self.world_size)
             if mfu > 1.0:                        # the peak was measured in a busy moment
-                mfu = tok_per_sec * flops_per_token / (GEMM_PEAK.measure() * self.world_size)
+                mfu = tok_per_sec * flops_per_token / (GEMM_PEAK.refresh() * self.world_size)
             if self.step % cfg.log_interval == 0:
                 self.log({"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm,
                           "tokens_per_sec": round(inst, 1), "mfu": round(mfu, 4)})

@@ -69,6 +69,18 @@ def stdlib_dir():
     return Path(sysconfig.get_paths()["stdlib"])
 
 
+def _skipped(name):
+    return name in _STDLIB_SKIP or name.startswith(("test", "config-"))
+
+
+def _walk_py(root):
+    """The .py files below root outside skipped folders, which are never entered (site-packages
+    can hold far more files than the standard library itself)."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not _skipped(d)]
+        yield from (Path(folder) / f for f in files if f.endswith(".py") and not _skipped(f))
+
+
 def stdlib_files(holdout=DEFAULT_HOLDOUT):
     """The standard library's own .py sources, split into (train_files, holdout_files).
 
@@ -77,11 +89,8 @@ def stdlib_files(holdout=DEFAULT_HOLDOUT):
     """
     root = stdlib_dir()
     train, held = [], []
-    for f in sorted(root.rglob("*.py")):
-        parts = f.relative_to(root).parts
-        if any(p in _STDLIB_SKIP or p.startswith(("test", "config-")) for p in parts):
-            continue
-        (held if parts[0] == holdout else train).append(f)
+    for f in sorted(_walk_py(root)):
+        (held if f.relative_to(root).parts[0] == holdout else train).append(f)
     if not held:
         raise DataError(f"the standard library in {root} has no package {holdout!r} to hold out")
     return train, held

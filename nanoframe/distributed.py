@@ -21,11 +21,15 @@ short sleeps), not a blocking one:
     when mpiexec stops the job because one rank died (kill -9 included), a survivor says so in
     one line instead of being killed mid-call in silence;
   - a wait longer than the timeout (NANOFRAME_DIST_TIMEOUT seconds, default 900) aborts the whole
-    job with one line: a hung rank or a lost network never hangs the others forever;
+    job with one line: a hung rank or a lost network never hangs the others forever (the one
+    wait without a limit: ranks > 0 waiting for rank 0 to prepare the data, see wait_for_leader);
   - it costs no speed: polled and blocking all-reduces were within each other's noise here, and
     out of place (as all_reduce and DDP reduce) as fast or faster than in place at 17-43 MB
     (`benchmarks/bench_distributed.py --collectives`, benchmarks/RESULTS.md).
 Objects (RNG states, a leader's verdict) travel as JSON, never pickle.
+
+An exception that nothing catches on one rank prints its traceback and ends that process without
+MPI_Finalize (init() sets sys.excepthook), so mpiexec stops the job instead of the others waiting.
 
 Nothing imports mpi4py before init(): `import nanoframe` costs nothing, and a process that is not
 under mpiexec is rank 0 of 1, where every collective returns its input and DDP is a pass-through.
@@ -48,6 +52,8 @@ DEFAULT_TIMEOUT = 900.0         # seconds a rank waits in one collective before 
 BUCKET_CAP_MB = 25              # torch DDP's default bucket size
 SPIN_SECONDS = 0.02             # a collective is polled without sleeping this long, then with naps
 _LAUNCHER_ENV = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS")
+_LAUNCHER_RANK = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")     # Open MPI's, then MPICH's (Hydra)
+_LAUNCHER_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 
 _comm = None                    # MPI.COMM_WORLD once init() ran
 _MPI = None                     # the mpi4py.MPI module once init() ran
@@ -67,6 +73,20 @@ class PeerError(NanoframeError):
 def launched_by_mpiexec():
     """True when this process was started by an MPI launcher (Open MPI's or MPICH's mpiexec)."""
     return any(k in os.environ for k in _LAUNCHER_ENV)
+
+
+def launcher_rank_and_size():
+    """(rank, size) that the MPI launcher gave this process, read from its environment without
+    joining the job ((0, 1) outside mpiexec): for commands that run on one rank only."""
+    def first(names, default):
+        for name in names:
+            try:
+                return int(os.environ[name])
+            except (KeyError, ValueError):
+                continue
+        return default
+
+    return first(_LAUNCHER_RANK, 0), first(_LAUNCHER_SIZE, 1)
 
 
 def init(timeout=None):
@@ -93,7 +113,17 @@ def init(timeout=None):
     if _comm.Get_size() > 1:
         _share_cores()
         signal.signal(signal.SIGTERM, _on_sigterm)
+        sys.excepthook = _exit_on_uncaught
     return _comm.Get_size()
+
+
+def _exit_on_uncaught(kind, value, tb):
+    """An exception nothing caught, on one rank of several: its traceback, then leave without
+    MPI_Finalize. Python's normal exit would finalize, which waits for the other ranks while they
+    wait in a collective for this one: a hang until the timeout. Leaving at once makes mpiexec stop
+    the job within seconds."""
+    sys.__excepthook__(kind, value, tb)
+    exit_now(1)
 
 
 def init_process_group(backend="mpi", timeout=None):
@@ -253,7 +283,7 @@ def release_followers(payload=None):
     go on (they wait in `wait_for_leader`), handing them `payload` (JSON)."""
     if is_distributed() and get_rank() == 0 and not _leader_state["released"]:
         _leader_state["released"] = True
-        broadcast_json({"ok": payload}, timeout=None)
+        broadcast_json({"ok": payload})            # the others already wait: the usual timeout
 
 
 @contextlib.contextmanager
@@ -266,13 +296,14 @@ def leading():
     except BaseException as e:
         if is_distributed() and not _leader_state["released"]:
             _leader_state["released"] = True
-            broadcast_json({"error": str(e)[:300] or type(e).__name__}, timeout=None)
+            broadcast_json({"error": str(e)[:300] or type(e).__name__})
         raise
 
 
 def wait_for_leader():
-    """On ranks > 0: wait (as long as preparing takes) for rank 0's payload; PeerError when rank 0
-    failed (rank 0 reports the error itself)."""
+    """On ranks > 0: wait (as long as preparing takes: tokenizing a corpus has no bound worth
+    guessing, and a rank 0 that dies meanwhile still ends the job through mpiexec) for rank 0's
+    payload; PeerError when rank 0 failed (rank 0 reports the error itself)."""
     verdict = broadcast_json(None, timeout=None)
     if "error" in verdict:
         raise PeerError(f"rank 0 failed: {verdict['error']}")

@@ -583,7 +583,11 @@ def _interrupted(args):
     if step is None:
         return (f"interrupted before the first checkpoint of {args.out}: there is nothing to resume; "
                 "run the same command again to start over")
-    return "interrupted; " + _resume_hint(args)
+    if not _distributed():
+        return "interrupted; " + _resume_hint(args)
+    from nanoframe import distributed as dist     # one rank interrupted: the job resumes as it ran
+
+    return "interrupted; " + _resume_hint(args, f"mpiexec -n {dist.get_world_size()} ")
 
 
 def _resume_hint(args, launcher=""):

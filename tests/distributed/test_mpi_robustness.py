@@ -1,7 +1,8 @@
 """Cases found by an adversarial pass over `mpiexec -n 2`: commands other than train/finetune run
 on rank 0 alone (one writer), a Python exception or sys.exit on one rank ends the job within
 seconds instead of hanging in MPI_Finalize, and a damaged newest checkpoint is set aside by rank 0
-alone (one warning) while every rank resumes from the same earlier one."""
+alone (one warning) while every rank resumes from the same earlier one; an interrupted rank 0
+names the mpiexec command that resumes the job."""
 import time
 
 import numpy as np
@@ -107,3 +108,33 @@ def test_a_damaged_newest_checkpoint_is_set_aside_once(tmp_path):
     assert (run / "checkpoints" / "step_000008.damaged").is_dir()
     losses = [r["step"] for r in metrics(run) if "loss" in r]
     assert losses == list(range(10)) and np.all(np.diff(losses) == 1)
+
+
+def test_ctrl_c_on_rank_0_names_the_mpiexec_resume_command(tmp_path):
+    """SIGINT to rank 0 alone (Ctrl-C in its terminal, `kill -INT`): the job ends and the line says
+    how to resume it under mpiexec. Before: it said `nanoframe train --out RUN --resume`, which
+    a one-process resume then refuses (the checkpoint holds 2 ranks' states)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mpi_helpers import MPIEXEC, env, rank_pid
+
+    corpus = words_corpus(tmp_path / "words.txt", n_words=6000)
+    run = tmp_path / "run"
+    cmd = [MPIEXEC, "-n", "2", "--oversubscribe", sys.executable, "-m", "nanoframe", "train", "--data", corpus,
+           "--out", run, "--preset", "tiny", "--tokenizer", "char", "--n_layer", 1, "--n_head", 2, "--n_embd", 16,
+           "--block_size", 16, "--batch_size", 2, "--max_iters", 100000, "--checkpoint_interval", 3, "--no-sample",
+           "--no-progress"]
+    job = subprocess.Popen([str(c) for c in cmd], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = rank_pid(0, str(run))
+    deadline = time.monotonic() + 60
+    while not (run / "checkpoints" / "step_000003" / "state.json").is_file():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-2000:]
+        time.sleep(0.02)
+    os.kill(victim, signal.SIGINT)
+    _, err = job.communicate(timeout=60)
+    ours = [line for line in err.splitlines() if line.startswith("nanoframe:")]
+    assert len(ours) == 1 and "interrupted" in ours[0], err
+    assert f"continue with `mpiexec -n 2 nanoframe train --out {run} --resume`" in ours[0]

@@ -155,6 +155,11 @@ def _share_cores():
         set_num_threads(max(1, usable_cores() // local))
 
 
+def hostname():
+    """This machine's name, as the ranks told each other at init()."""
+    return _peers[get_rank()][0] if _peers else socket.gethostname()
+
+
 def is_available():
     """True when mpi4py can be imported (the `distributed` extra is installed)."""
     import importlib.util

@@ -290,8 +290,10 @@ def _follow(run):
     config.json, and train; rank 0 alone writes, so this returns the training summary only."""
     from nanoframe.training.trainer import Trainer
 
+    from nanoframe.training.pretrain import leader_config
+
     job = dist.wait_for_leader()
-    config = run.read_config()
+    config = leader_config(run)
     train_cfg = TrainConfig.from_dict(config["train"])
     model, data_obj = _model_and_data(run, config, train_cfg)
     trainer = Trainer(model, data_obj, train_cfg, run, extra_state=_extra_state(config), show_progress=False)

@@ -138,3 +138,28 @@ def test_ctrl_c_on_rank_0_names_the_mpiexec_resume_command(tmp_path):
     ours = [line for line in err.splitlines() if line.startswith("nanoframe:")]
     assert len(ours) == 1 and "interrupted" in ours[0], err
     assert f"continue with `mpiexec -n 2 nanoframe train --out {run} --resume`" in ours[0]
+
+
+def test_a_rank_that_cannot_see_the_run_folder_says_so(tmp_path):
+    """Ranks on machines without the shared filesystem (here: rank 1 started in another working
+    directory, so the relative --out is another folder). Before: `run is not a nanoframe run (no
+    config.json)`, which does not say that rank 0 wrote it where this rank cannot look."""
+    import subprocess
+    import sys
+
+    from mpi_helpers import MPIEXEC, env
+
+    corpus = words_corpus(tmp_path / "words.txt", n_words=3000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    args = [sys.executable, "-m", "nanoframe", "train", "--data", str(corpus), "--out", "run", "--preset", "tiny",
+            "--tokenizer", "char", "--n_layer", "1", "--n_head", "2", "--n_embd", "16", "--block_size", "16",
+            "--max_iters", "4", "--no-sample", "--no-progress"]
+    cmd = [MPIEXEC, "--oversubscribe", "-n", "1", "--wdir", str(tmp_path / "a"), *args,
+           ":", "-n", "1", "--wdir", str(tmp_path / "b"), *args]
+    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("nanoframe:")]
+    assert len(ours) == 1 and ours[0].startswith("nanoframe: rank 1: error: this machine"), proc.stderr
+    assert "cannot see run/config.json, which rank 0 wrote" in ours[0] and "same path" in ours[0]
+    assert not (tmp_path / "b" / "run").exists()                      # rank 1 wrote nothing

@@ -352,10 +352,11 @@ def _report(line, error=None):
     distributed.collective_error) and then prefixed with the rank."""
     from nanoframe import distributed as dist
 
-    if dist.get_rank() > 0:
+    rank = dist.get_rank() if dist.is_initialized() else dist.launcher_rank_and_size()[0]   # before init too
+    if rank > 0:
         if getattr(error, "quiet", False):
             return
-        line = line.replace("nanoframe: ", f"nanoframe: rank {dist.get_rank()}: ", 1)
+        line = line.replace("nanoframe: ", f"nanoframe: rank {rank}: ", 1)
     print(line, file=sys.stderr)
 
 

@@ -102,13 +102,17 @@ def init(timeout=None):
     try:
         import mpi4py
     except ImportError:
-        raise NanoframeError("distributed training needs mpi4py and an MPI: "
-                             "pip install 'nanoframe[distributed]'") from None
+        error = NanoframeError("distributed training needs mpi4py and an MPI: pip install 'nanoframe[distributed]'")
+        error.quiet = launcher_rank_and_size()[0] > 0          # every rank fails alike: rank 0 says it
+        raise error from None
     mpi4py.rc.thread_level = "funneled"        # only the main thread calls MPI (ops' threads never do)
     from mpi4py import MPI
 
     _MPI, _comm = MPI, MPI.COMM_WORLD
-    _timeout = _read_timeout(timeout)
+    try:
+        _timeout = _read_timeout(timeout)
+    except NanoframeError as e:                 # the same environment on every rank: reported once
+        raise collective_error(e) from None
     _peers = [tuple(p) for p in all_gather_json([socket.gethostname(), os.getpid()])]
     if _comm.Get_size() > 1:
         _share_cores()

@@ -163,3 +163,24 @@ def test_a_rank_that_cannot_see_the_run_folder_says_so(tmp_path):
     assert len(ours) == 1 and ours[0].startswith("nanoframe: rank 1: error: this machine"), proc.stderr
     assert "cannot see run/config.json, which rank 0 wrote" in ours[0] and "same path" in ours[0]
     assert not (tmp_path / "b" / "run").exists()                      # rank 1 wrote nothing
+
+
+def test_an_error_every_rank_meets_at_init_is_printed_once(tmp_path, monkeypatch):
+    """A bad NANOFRAME_DIST_TIMEOUT, and mpi4py missing under mpiexec (a stand-in package that
+    fails to import): every rank fails alike; before, each printed the same line."""
+    import os
+
+    from mpi_helpers import REPO
+
+    fake = tmp_path / "fake" / "mpi4py"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not installed')\n")
+    monkeypatch.setenv("NANOFRAME_DIST_TIMEOUT", "soon")
+    bad_timeout = nanoframe("train", "--out", tmp_path / "run", n=2, timeout=60)
+    monkeypatch.delenv("NANOFRAME_DIST_TIMEOUT")
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent) + os.pathsep + str(REPO))
+    no_mpi4py = nanoframe("train", "--out", tmp_path / "run", n=2, timeout=60)
+    for proc, text in ((bad_timeout, "NANOFRAME_DIST_TIMEOUT must be a number of seconds, got 'soon'"),
+                       (no_mpi4py, "distributed training needs mpi4py")):
+        ours = [line for line in proc.stderr.splitlines() if line.startswith("nanoframe:")]
+        assert proc.returncode == 2 and len(ours) == 1 and text in ours[0], proc.stderr

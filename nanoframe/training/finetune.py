@@ -288,9 +288,8 @@ def _model_and_data(run, config, train_cfg):
 def _follow(run):
     """A rank > 0: wait for rank 0 to prepare (or reopen) the run, rebuild its model and data from
     config.json, and train; rank 0 alone writes, so this returns the training summary only."""
-    from nanoframe.training.trainer import Trainer
-
     from nanoframe.training.pretrain import leader_config
+    from nanoframe.training.trainer import Trainer
 
     job = dist.wait_for_leader()
     config = leader_config(run)

@@ -318,6 +318,22 @@ def _start_distributed(args):
         dist.set_stop_message(lambda: _resume_hint(args, f"mpiexec -n {dist.get_world_size()} "))
 
 
+def _not_this_rank(args):
+    """True on ranks > 0 when mpiexec started a command other than train/finetune (sample, lora
+    merge, prepare...): rank 0 alone runs it, so one process writes its files and prints its output;
+    it says so in one line. No MPI is joined for these commands."""
+    from nanoframe import distributed as dist
+
+    if args.command in ("train", "finetune") or not dist.launched_by_mpiexec():
+        return False
+    rank, size = dist.launcher_rank_and_size()
+    if size > 1 and rank == 0:
+        name = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(f"nanoframe: note: `{name}` runs in one process; rank 0 of the {size} that mpiexec started "
+              "runs it, the others exit", file=sys.stderr)
+    return rank > 0
+
+
 def _follower():
     """True on ranks > 0 of a distributed job: they train but print nothing."""
     from nanoframe import distributed as dist
@@ -336,10 +352,11 @@ def _report(line, error=None):
     distributed.collective_error) and then prefixed with the rank."""
     from nanoframe import distributed as dist
 
-    if dist.get_rank() > 0:
+    rank = dist.get_rank() if dist.is_initialized() else dist.launcher_rank_and_size()[0]   # before init too
+    if rank > 0:
         if getattr(error, "quiet", False):
             return
-        line = line.replace("nanoframe: ", f"nanoframe: rank {dist.get_rank()}: ", 1)
+        line = line.replace("nanoframe: ", f"nanoframe: rank {rank}: ", 1)
     print(line, file=sys.stderr)
 
 
@@ -499,6 +516,12 @@ def main(argv=None):
     format_before, warnings.formatwarning = warnings.formatwarning, _one_line_warnings
     try:
         code = _main(argv)
+    except SystemExit as e:                     # sys.exit on one rank: it must not wait in MPI_Finalize
+        if not _distributed():
+            raise
+        if e.code is not None and not isinstance(e.code, int):
+            _report(f"nanoframe: error: {bounded(str(e.code), 1000)}")
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
     finally:
         warnings.formatwarning = format_before
     if _distributed() and code != 0:
@@ -515,6 +538,8 @@ def _main(argv):
         if extra and args.command not in ("train", "finetune"):
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
         _start_distributed(args)
+        if _not_this_rank(args):
+            return 0
         if args.command == "train":
             cmd_train(args, extra)
         elif args.command == "finetune":
@@ -559,7 +584,11 @@ def _interrupted(args):
     if step is None:
         return (f"interrupted before the first checkpoint of {args.out}: there is nothing to resume; "
                 "run the same command again to start over")
-    return "interrupted; " + _resume_hint(args)
+    if not _distributed():
+        return "interrupted; " + _resume_hint(args)
+    from nanoframe import distributed as dist     # one rank interrupted: the job resumes as it ran
+
+    return "interrupted; " + _resume_hint(args, f"mpiexec -n {dist.get_world_size()} ")
 
 
 def _resume_hint(args, launcher=""):

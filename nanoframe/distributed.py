@@ -21,11 +21,15 @@ short sleeps), not a blocking one:
     when mpiexec stops the job because one rank died (kill -9 included), a survivor says so in
     one line instead of being killed mid-call in silence;
   - a wait longer than the timeout (NANOFRAME_DIST_TIMEOUT seconds, default 900) aborts the whole
-    job with one line: a hung rank or a lost network never hangs the others forever;
+    job with one line: a hung rank or a lost network never hangs the others forever (the one
+    wait without a limit: ranks > 0 waiting for rank 0 to prepare the data, see wait_for_leader);
   - it costs no speed: polled and blocking all-reduces were within each other's noise here, and
     out of place (as all_reduce and DDP reduce) as fast or faster than in place at 17-43 MB
     (`benchmarks/bench_distributed.py --collectives`, benchmarks/RESULTS.md).
 Objects (RNG states, a leader's verdict) travel as JSON, never pickle.
+
+An exception that nothing catches on one rank prints its traceback and ends that process without
+MPI_Finalize (init() sets sys.excepthook), so mpiexec stops the job instead of the others waiting.
 
 Nothing imports mpi4py before init(): `import nanoframe` costs nothing, and a process that is not
 under mpiexec is rank 0 of 1, where every collective returns its input and DDP is a pass-through.
@@ -48,6 +52,8 @@ DEFAULT_TIMEOUT = 900.0         # seconds a rank waits in one collective before 
 BUCKET_CAP_MB = 25              # torch DDP's default bucket size
 SPIN_SECONDS = 0.02             # a collective is polled without sleeping this long, then with naps
 _LAUNCHER_ENV = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS")
+_LAUNCHER_RANK = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")     # Open MPI's, then MPICH's (Hydra)
+_LAUNCHER_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 
 _comm = None                    # MPI.COMM_WORLD once init() ran
 _MPI = None                     # the mpi4py.MPI module once init() ran
@@ -69,6 +75,20 @@ def launched_by_mpiexec():
     return any(k in os.environ for k in _LAUNCHER_ENV)
 
 
+def launcher_rank_and_size():
+    """(rank, size) that the MPI launcher gave this process, read from its environment without
+    joining the job ((0, 1) outside mpiexec): for commands that run on one rank only."""
+    def first(names, default):
+        for name in names:
+            try:
+                return int(os.environ[name])
+            except (KeyError, ValueError):
+                continue
+        return default
+
+    return first(_LAUNCHER_RANK, 0), first(_LAUNCHER_SIZE, 1)
+
+
 def init(timeout=None):
     """Join the MPI job (idempotent); returns the world size.
 
@@ -82,18 +102,32 @@ def init(timeout=None):
     try:
         import mpi4py
     except ImportError:
-        raise NanoframeError("distributed training needs mpi4py and an MPI: "
-                             "pip install 'nanoframe[distributed]'") from None
+        error = NanoframeError("distributed training needs mpi4py and an MPI: pip install 'nanoframe[distributed]'")
+        error.quiet = launcher_rank_and_size()[0] > 0          # every rank fails alike: rank 0 says it
+        raise error from None
     mpi4py.rc.thread_level = "funneled"        # only the main thread calls MPI (ops' threads never do)
     from mpi4py import MPI
 
     _MPI, _comm = MPI, MPI.COMM_WORLD
-    _timeout = _read_timeout(timeout)
+    try:
+        _timeout = _read_timeout(timeout)
+    except NanoframeError as e:                 # the same environment on every rank: reported once
+        raise collective_error(e) from None
     _peers = [tuple(p) for p in all_gather_json([socket.gethostname(), os.getpid()])]
     if _comm.Get_size() > 1:
         _share_cores()
         signal.signal(signal.SIGTERM, _on_sigterm)
+        sys.excepthook = _exit_on_uncaught
     return _comm.Get_size()
+
+
+def _exit_on_uncaught(kind, value, tb):
+    """An exception nothing caught, on one rank of several: its traceback, then leave without
+    MPI_Finalize. Python's normal exit would finalize, which waits for the other ranks while they
+    wait in a collective for this one: a hang until the timeout. Leaving at once makes mpiexec stop
+    the job within seconds."""
+    sys.__excepthook__(kind, value, tb)
+    exit_now(1)
 
 
 def init_process_group(backend="mpi", timeout=None):
@@ -123,6 +157,11 @@ def _share_cores():
     local = sum(host == _peers[get_rank()][0] for host, _ in _peers)
     if local > 1:
         set_num_threads(max(1, usable_cores() // local))
+
+
+def hostname():
+    """This machine's name, as the ranks told each other at init()."""
+    return _peers[get_rank()][0] if _peers else socket.gethostname()
 
 
 def is_available():
@@ -253,7 +292,7 @@ def release_followers(payload=None):
     go on (they wait in `wait_for_leader`), handing them `payload` (JSON)."""
     if is_distributed() and get_rank() == 0 and not _leader_state["released"]:
         _leader_state["released"] = True
-        broadcast_json({"ok": payload}, timeout=None)
+        broadcast_json({"ok": payload})            # the others already wait: the usual timeout
 
 
 @contextlib.contextmanager
@@ -266,13 +305,14 @@ def leading():
     except BaseException as e:
         if is_distributed() and not _leader_state["released"]:
             _leader_state["released"] = True
-            broadcast_json({"error": str(e)[:300] or type(e).__name__}, timeout=None)
+            broadcast_json({"error": str(e)[:300] or type(e).__name__})
         raise
 
 
 def wait_for_leader():
-    """On ranks > 0: wait (as long as preparing takes) for rank 0's payload; PeerError when rank 0
-    failed (rank 0 reports the error itself)."""
+    """On ranks > 0: wait (as long as preparing takes: tokenizing a corpus has no bound worth
+    guessing, and a rank 0 that dies meanwhile still ends the job through mpiexec) for rank 0's
+    payload; PeerError when rank 0 failed (rank 0 reports the error itself)."""
     verdict = broadcast_json(None, timeout=None)
     if "error" in verdict:
         raise PeerError(f"rank 0 failed: {verdict['error']}")

@@ -288,10 +288,11 @@ def _model_and_data(run, config, train_cfg):
 def _follow(run):
     """A rank > 0: wait for rank 0 to prepare (or reopen) the run, rebuild its model and data from
     config.json, and train; rank 0 alone writes, so this returns the training summary only."""
+    from nanoframe.training.pretrain import leader_config
     from nanoframe.training.trainer import Trainer
 
     job = dist.wait_for_leader()
-    config = run.read_config()
+    config = leader_config(run)
     train_cfg = TrainConfig.from_dict(config["train"])
     model, data_obj = _model_and_data(run, config, train_cfg)
     trainer = Trainer(model, data_obj, train_cfg, run, extra_state=_extra_state(config), show_progress=False)

@@ -108,9 +108,20 @@ def _resume(run, data_dir, model_overrides, train_overrides, show_progress, log)
 def _follow(run):
     """A rank > 0: wait for rank 0 to prepare the run, then train from what it wrote."""
     job = dist.wait_for_leader()
-    config = run.read_config()
+    config = leader_config(run, job["data_dir"])
     tok = run.load_tokenizer(config["tokenizer"].get("sha256"))
     return _train(run, config, Path(job["data_dir"]), tok, job["resume"], False, lambda msg: None)
+
+
+def leader_config(run, data_dir=None):
+    """A rank > 0: the config.json (and data folder) that rank 0 has just written, or one line
+    saying why this rank cannot see them (on another machine without the shared filesystem)."""
+    missing = [str(p) for p in (run.config_path, data_dir) if p is not None and not Path(p).exists()]
+    if missing:
+        raise CheckpointError(f"this machine ({dist.hostname()}) cannot see {missing[0]}, which rank 0 wrote: the "
+                              "run folder and the data must be on a filesystem that every machine mounts at the "
+                              "same path")
+    return run.read_config()
 
 
 def _train(run, config, data_dir, tok, resume, show_progress, log):

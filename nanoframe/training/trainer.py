@@ -199,9 +199,12 @@ class Trainer:
     def _load(self, folder):
         from nanoframe.training.checkpoint import load_checkpoint
 
+        state = None
+        if folder is None and self.world_size > 1:
+            folder, state = self._leader_picks_checkpoint()        # state: rank 0's, loaded already
         if folder is None:
             folder, state = self.run.load_latest(self.model, self.optimizer)
-        else:
+        elif state is None:
             _, state = load_checkpoint(folder, self.model, self.optimizer)
         saved_world = state.get("world_size", 1)
         if saved_world != self.world_size:
@@ -223,6 +226,21 @@ class Trainer:
             raise CheckpointError(f"{folder}/state.json: field 'rng' is not a generator state ({type(e).__name__})") from None
         self.data.load_state_dict(own["data"], where=f"{folder}/state.json")
         return folder, state
+
+    def _leader_picks_checkpoint(self):
+        """Distributed: rank 0 finds the newest checkpoint that loads (warning once, and setting a
+        damaged newer one aside alone: one writer) and every other rank loads that same folder."""
+        choice, state = {}, None
+        if self.is_writer:
+            try:
+                folder, state = self.run.load_latest(self.model, self.optimizer)
+                choice["folder"] = str(folder)
+            except CheckpointError as e:
+                choice["error"] = str(e)
+        choice = dist.broadcast_json(choice)
+        if "error" in choice:
+            raise CheckpointError(choice["error"])
+        return choice["folder"], state
 
     # ---- the loop -------------------------------------------------------------------------------
     def train_step(self):
@@ -276,10 +294,10 @@ class Trainer:
     def maybe_evaluate(self):
         """Evaluate, log, keep the best weights; return True when early stopping says stop."""
         val_loss = self.evaluate()
-        if not math.isfinite(val_loss):
-            raise TrainingError(f"the validation loss is {val_loss} at step {self.step}; stopping. The last good "
+        if not math.isfinite(val_loss):          # the same value on every rank: reported once
+            raise dist.collective_error(TrainingError(f"the validation loss is {val_loss} at step {self.step}; stopping. The last good "
                                 f"checkpoint is left intact in {self.run.root} (try a lower lr; or the validation "
-                                "data has no target to score)")
+                                "data has no target to score)"))
         GEMM_PEAK.refresh()
         self.log({"step": self.step, "val_loss": val_loss})
         if val_loss < self.best_val_loss:

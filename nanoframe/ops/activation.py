@@ -291,7 +291,7 @@ def softmax_(x, axis=-1, empty_rows_zero=False):
 def _row_maxes(x, axis):
     """x.max(axis=axis, keepdims=True), the same values (NaN included: argmax finds the first NaN);
     along the last axis as argmax and a gather, whose SIMD loop beats NumPy's max reduction on
-    short rows (~1.7x on attention's (B nh, T, T) scores: benchmarks/bench_ops.py, softmax rows)."""
+    short rows such as attention's scores (benchmarks/bench_ops.py, softmax row)."""
     if axis not in (-1, x.ndim - 1) or x.ndim == 0 or x.shape[-1] == 0:
         return x.max(axis=axis, keepdims=True)
     return np.take_along_axis(x, x.argmax(axis=-1)[..., None], axis=-1)
@@ -299,8 +299,8 @@ def _row_maxes(x, axis):
 
 def _row_sums(x, axis):
     """x.sum(axis=axis, keepdims=True); along the last axis of a float32/float64 array as a gemv
-    with a ones vector, which for short rows (attention's 64-256 keys) is ~6x faster than NumPy's
-    reduction (benchmarks/bench_ops.py, softmax rows)."""
+    with a ones vector, which beats NumPy's reduction on short rows such as attention's 64-256 keys
+    (benchmarks/bench_ops.py, softmax row)."""
     if axis not in (-1, x.ndim - 1) or x.ndim == 0 or x.dtype not in (np.float32, np.float64):
         return x.sum(axis=axis, keepdims=True)
     return np.matmul(x, np.ones(x.shape[-1], dtype=x.dtype))[..., None]

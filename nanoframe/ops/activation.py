@@ -270,7 +270,7 @@ def softmax_(x, axis=-1, empty_rows_zero=False):
     axis; returns x. A slice that is all -inf gives NaN (torch's F.softmax), or 0 with
     empty_rows_zero (what torch's attention returns for a query whose keys are all masked).
     F.softmax, the attention ops, cached decoding and sampling all call this one function."""
-    m = x.max(axis=axis, keepdims=True)
+    m = _row_maxes(x, axis)
     if empty_rows_zero:
         dead = np.isneginf(m)
         if dead.any():
@@ -280,12 +280,30 @@ def softmax_(x, axis=-1, empty_rows_zero=False):
     with np.errstate(invalid="ignore"):
         x -= m
     np.exp(x, out=x)
-    den = x.sum(axis=axis, keepdims=True)
+    den = _row_sums(x, axis)
     if empty_rows_zero and dead is not None:
         den[dead] = 1.0                                # an all-zero row stays zero
     np.divide(1.0, den, out=den)
     x *= den
     return x
+
+
+def _row_maxes(x, axis):
+    """x.max(axis=axis, keepdims=True), the same values (NaN included: argmax finds the first NaN);
+    along the last axis as argmax and a gather, whose SIMD loop beats NumPy's max reduction on
+    short rows such as attention's scores (benchmarks/bench_ops.py, softmax row)."""
+    if axis not in (-1, x.ndim - 1) or x.ndim == 0 or x.shape[-1] == 0:
+        return x.max(axis=axis, keepdims=True)
+    return np.take_along_axis(x, x.argmax(axis=-1)[..., None], axis=-1)
+
+
+def _row_sums(x, axis):
+    """x.sum(axis=axis, keepdims=True); along the last axis of a float32/float64 array as a gemv
+    with a ones vector, which beats NumPy's reduction on short rows such as attention's 64-256 keys
+    (benchmarks/bench_ops.py, softmax row)."""
+    if axis not in (-1, x.ndim - 1) or x.ndim == 0 or x.dtype not in (np.float32, np.float64):
+        return x.sum(axis=axis, keepdims=True)
+    return np.matmul(x, np.ones(x.shape[-1], dtype=x.dtype))[..., None]
 
 
 def softmax_backward_(gy, y, axis=-1):

@@ -9,10 +9,9 @@ from nanoframe.tensor import as_array
 def scatter_add_rows(ids, rows, num_rows):
     """dW (num_rows, C) with dW[v] = sum of rows[i] over all i with ids[i] == v.
 
-    ids (N,) int, rows (N, C). Measured on V=4096, C=384, N=2048 float32 (benchmarks/bench_ops.py
-    era): np.add.at 7.0 ms; sort + np.add.reduceat over all segments 4.8 ms; one-hot matmul 35 ms;
-    flat np.bincount 3.9 ms; this sort-based hybrid 2.1 ms (0.6 ms when ids are unique, 1.1 ms when
-    they are all equal). Sort the ids once (stable, so the sum order is deterministic), assign the
+    ids (N,) int, rows (N, C). The fastest of np.add.at, sort + np.add.reduceat over all segments,
+    a one-hot matmul and a flat np.bincount (benchmarks/bench_ops.py; the timings are in
+    benchmarks/RESULTS.md, "Embedding backward"). Sort the ids once (stable, so the sum order is deterministic), assign the
     ids that occur once with one fancy-index copy, and sum only the repeated ids' rows with a single
     np.add.reduceat over their (contiguous, sorted) segments.
     """

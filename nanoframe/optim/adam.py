@@ -19,11 +19,10 @@ tensors, a few thousand elements each) are updated as ONE piece, as llm.c update
 buffer: their moments live in one flat array per group (each state entry is a view into it, so
 state_dict and checkpoints are unchanged), their values and gradients are gathered, updated by
 13 calls instead of 13 per parameter, and written back. Same arithmetic, so the same bits. A
-flat buffer for ALL parameters and gradients (as llm.c) was measured and was not faster: on ~9M
-float32 parameters in 76 tensors, flat 19-20 ms, per-parameter chunked 17 ms, plain numpy 20 ms
-per step; the big matrices are bound by their 13 passes over memory, not by calls (CHUNK from
-8K to 1M elements: 2.9, 2.3, 2.1, 2.0, 1.9, 2.0, 2.0 ms on tiny's 0.8M parameters), and a flat
-gradient buffer costs a copy pass, since the backward writes each gradient into its own array.
+flat buffer for ALL parameters and gradients (as llm.c) is not used: it was measured no faster
+(benchmarks/RESULTS.md, "AdamW over one flat buffer"), since the big matrices are bound by their
+13 passes over memory rather than by calls, and a flat gradient buffer costs a copy pass, the
+backward writing each gradient into its own array.
 
 foreach, fused, capturable and differentiable=False are accepted for torch's signature (this one
 in-place update runs either way).

@@ -65,6 +65,10 @@ class EmbeddingOp(Function):
         return None, dw
 
 
+class EmbeddingIndexError(IndexError, ValueError):
+    """An id outside the table: torch's IndexError, and a ValueError as nanoframe's other input errors."""
+
+
 def embedding(idx, weight, padding_idx=None):
     """PyTorch's F.embedding(input, weight, padding_idx): idx int array/Tensor of any shape, weight
     (V, C). The row padding_idx (negative counts from the end) gets no gradient."""
@@ -78,7 +82,7 @@ def embedding(idx, weight, padding_idx=None):
         lo, hi = ids.min(), ids.max()
         if lo < 0 or hi >= wd.shape[0]:
             bad = int(lo) if lo < 0 else int(hi)
-            raise ValueError(
+            raise EmbeddingIndexError(
                 f"embedding: index {bad} is out of range [0, {wd.shape[0]}) for weight of shape {wd.shape}"
             )
     return EmbeddingOp.apply(ids, weight, padding_idx=padding_idx)

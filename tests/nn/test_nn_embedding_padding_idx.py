@@ -56,3 +56,12 @@ def test_padding_idx_matches_torch():
         (te(torch.from_numpy(ids)) * torch.from_numpy(G)).sum().backward()
         (ne(nf.tensor(ids)) * nf.tensor(G)).sum().backward()
         np.testing.assert_allclose(ne.weight.grad.numpy(), te.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_out_of_range_id_is_an_index_error_as_in_torch():
+    emb = nf.nn.Embedding(4, 2)
+    for bad in (4, -1):
+        with pytest.raises(IndexError, match=f"index {bad} is out of range"):
+            emb(nf.tensor([0, bad]))
+        with pytest.raises(ValueError):                  # still a ValueError for nanoframe's callers
+            emb(nf.tensor([bad]))

@@ -406,12 +406,15 @@ def run_backward(root, grad, retain_graph=False):
     grads = {id(top): grad}
     hooked = {}  # leaves with hooks: their gradient is summed first, then hooked, then accumulated
     pending = _PendingLeaves(order) if _post_accumulate_hooks else None
-    for node in reversed(order):
-        gy = grads.pop(id(node), None)
-        if gy is not None:
-            _backward_node(node, gy, grads, hooked, handed, pending)
-        if not retain_graph:
-            node.free()
+    # Gradients are IEEE's, silently, as torch's (d log(x) at 0 = inf, inf * 0 = nan): one errstate
+    # for the whole walk costs less than one per node. The user's NumPy settings are untouched.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for node in reversed(order):
+            gy = grads.pop(id(node), None)
+            if gy is not None:
+                _backward_node(node, gy, grads, hooked, handed, pending)
+            if not retain_graph:
+                node.free()
     for leaf, g in hooked.values():
         _accumulate_leaf(leaf, _run_hooks(leaf._hooks, g), handed)
     if pending is not None:

@@ -13,7 +13,8 @@ Each process (a rank) holds the whole model and trains on its own rows of the gl
 gradients are averaged with Allreduce over flat buckets of at most 25 MB (torch's default; the
 trainer asks for 1 MB), each started from a post-accumulate-grad hook as soon as backward has
 produced its last gradient, so a bucket travels while backward computes earlier layers; every
-rank then takes the same step. init_process_group("mpi") and ReduceOp are torch's names.
+rank then takes the same step. init_process_group("mpi"), destroy_process_group and ReduceOp are
+torch's names; nanoframe.nn.parallel.DistributedDataParallel is torch's import path for DDP.
 
 Every collective here is a non-blocking MPI call waited on by polling (yielding the core, then
 short sleeps), not a blocking one:
@@ -135,6 +136,17 @@ def init_process_group(backend="mpi", timeout=None):
     if backend not in ("mpi", None):
         raise ValueError(f"init_process_group: nanoframe's only backend is 'mpi', got {backend!r}")
     return init(timeout)
+
+
+def destroy_process_group(group=None):
+    """torch.distributed.destroy_process_group: forget the process group (is_initialized() turns
+    False; init() may join again). MPI itself is finalized by mpi4py when the process exits."""
+    global _comm, _MPI, _peers
+    if group is not None:
+        raise ValueError("destroy_process_group: nanoframe has one process group, the world; pass no group")
+    if _comm is None:
+        raise ValueError("destroy_process_group: no process group to destroy; call init_process_group() first")
+    _comm, _MPI, _peers = None, None, []
 
 
 def _read_timeout(timeout):
@@ -392,7 +404,14 @@ class DistributedDataParallel(Module):
     get a gradient in every synchronised backward. With one process it is a pass-through.
     """
 
-    def __init__(self, module, bucket_cap_mb=BUCKET_CAP_MB, broadcast_buffers=True):
+    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
+                 process_group=None, bucket_cap_mb=BUCKET_CAP_MB):
+        # torch's argument order; device_ids/output_device must be None for a CPU module (as in torch)
+        if device_ids or output_device is not None:
+            raise ValueError("DistributedDataParallel: device_ids and output_device must be None: nanoframe "
+                             f"runs on the CPU (got device_ids={device_ids!r}, output_device={output_device!r})")
+        if dim != 0 or process_group is not None:
+            raise ValueError("DistributedDataParallel: nanoframe supports dim=0 and the world process group only")
         super().__init__()
         self.module = module
         self.require_backward_grad_sync = True

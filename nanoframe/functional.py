@@ -65,6 +65,7 @@ __all__ = [
     "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "one_hot",
     "pad",
     "relu",
     "rms_norm",
@@ -84,3 +85,22 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     gradient at 0, as torch). Composed from `where`; inplace=True computes out of place."""
     x = input.array if isinstance(input, _Tensor) else _np.asarray(input)
     return _where(x > 0, input, input * negative_slope)
+
+
+def one_hot(tensor, num_classes=-1):
+    """PyTorch's F.one_hot: int64 (*, num_classes) with a 1 at each class value; num_classes=-1
+    means max + 1. Integer input only (torch asks for int64; any integer dtype is taken here)."""
+    idx = tensor.array if isinstance(tensor, _Tensor) else _np.asarray(tensor)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"one_hot is only applicable to an integer index tensor, got dtype {idx.dtype}")
+    if num_classes == -1:
+        if idx.size == 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = int(idx.max()) + 1
+    if idx.size and idx.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if idx.size and idx.max() >= num_classes:
+        raise RuntimeError(f"Class values must be smaller than num_classes ({num_classes}), got {int(idx.max())}.")
+    out = _np.zeros(idx.shape + (int(num_classes),), dtype=_np.int64)
+    _np.put_along_axis(out, idx[..., None].astype(_np.intp), 1, axis=-1)
+    return _Tensor._make(out, False)

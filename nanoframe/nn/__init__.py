@@ -44,6 +44,8 @@ from nanoframe.nn.transformer import (
 from nanoframe.nn.lora import LoRALinear
 from nanoframe.nn import functional  # noqa: E402  torch.nn.functional's path: the module nanoframe.functional
 from nanoframe.nn import modules  # noqa: E402  torch.nn.modules' paths (nanoframe.nn.modules.linear.Linear...)
+from nanoframe.nn import parallel  # noqa: E402  torch.nn.parallel's path (DDP; mpi4py is not imported)
+from nanoframe.nn.parallel import DataParallel  # noqa: E402
 
 __all__ = [
     "Module",
@@ -98,6 +100,7 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "LoRALinear",
+    "DataParallel",
     "init",
     "utils",
     "functional",

@@ -18,6 +18,7 @@ from nanoframe.nn import init
 from nanoframe.autograd import arrays_in_layers
 from nanoframe.nn.module import Module, Parameter
 from nanoframe.ops.activation import gelu_forward
+from nanoframe.ops.embedding import check_padding_idx
 from nanoframe.ops.linear import linear_forward
 from nanoframe.ops.norm import layer_norm_forward, rms_norm_forward
 from nanoframe.tensor import Tensor
@@ -76,22 +77,27 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A lookup table: row `i` of weight (num_embeddings, embedding_dim) for every index i. Init N(0, 1)."""
+    """A lookup table: row `i` of weight (num_embeddings, embedding_dim) for every index i. Init N(0, 1).
+    padding_idx (as torch): that row starts at zeros and gets no gradient, so training leaves it."""
 
-    def __init__(self, num_embeddings, embedding_dim, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.padding_idx = check_padding_idx(padding_idx, self.num_embeddings)
         self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), dtype=_float_dtype(dtype)))
         self.reset_parameters()
 
     def reset_parameters(self):
         init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.array[self.padding_idx] = 0
 
     def forward(self, idx):
-        return F.embedding(idx, self.weight)
+        return F.embedding(idx, self.weight, padding_idx=self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 def _normalized_shape(shape):

@@ -5,12 +5,22 @@ The result dtype is torch's (`nanoframe.dtypes.result_type`): Python scalars tak
 dtype within its category (`x * 0.5` stays float32), an integer tensor with a Python float gives
 the default float dtype, true division of integers gives floats, and exp/log/... of an integer
 tensor are computed in the default float dtype.
+
+Results are IEEE's, silently, as torch's: log(0) = -inf, 1/0 = inf, sqrt(-1) = nan, exp(1000) = inf.
+The forwards that make inf/nan out of finite inputs run under `ieee()` (NumPy would warn); the
+backward engine runs every backward under it once per backward() call (nanoframe.autograd).
 """
 import numpy as np
 
 from nanoframe.autograd import Function, unbroadcast
 from nanoframe.dtypes import default_float, result_type
 from nanoframe.tensor import Tensor, _to_array
+
+
+def ieee():
+    """np.errstate that lets divide-by-zero, invalid and overflow give inf/nan without a warning
+    (local to the op: the user's own NumPy settings are untouched)."""
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
 def _operands(a, b):
@@ -117,7 +127,8 @@ class Div(Function):
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)  # as torch: not the output
         ctx.shapes = (np.shape(a), np.shape(b))
-        return a / b
+        with ieee():
+            return a / b
 
     @staticmethod
     def backward(ctx, gy):
@@ -134,7 +145,8 @@ class Rounded(Function):
     @staticmethod
     def forward(ctx, *arrays, ufunc):
         ctx.shapes = [np.shape(a) for a in arrays]
-        return ufunc(*arrays)
+        with ieee():  # float floor division by 0
+            return ufunc(*arrays)
 
     @staticmethod
     def backward(ctx, gy):
@@ -192,7 +204,8 @@ class Remainder(Function):
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b if ctx.needs_input_grad[1] else None)
         ctx.shapes = (np.shape(a), np.shape(b))
-        return np.remainder(a, b)
+        with ieee():
+            return np.remainder(a, b)
 
     @staticmethod
     def backward(ctx, gy):
@@ -213,7 +226,8 @@ def remainder(a, b):
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        y = a ** b
+        with ieee():
+            y = a ** b
         na, nb = ctx.needs_input_grad
         ctx.save_for_backward(a, b, y if nb else None)  # the output only for the exponent's gradient
         return y
@@ -226,8 +240,7 @@ class Pow(Function):
         if na:  # d(a^b)/da = b a^(b-1); written without a^(b-1)/a so a = 0 works
             ga = unbroadcast(gy * b * a ** (b - 1), np.shape(a))
         if nb:  # d(a^b)/db = a^b log a
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = unbroadcast(gy * y * np.log(a), np.shape(b))
+            gb = unbroadcast(gy * y * np.log(a), np.shape(b))
         return ga, gb
 
 
@@ -264,7 +277,8 @@ def neg(x):
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
-        y = np.exp(x)
+        with ieee():
+            y = np.exp(x)
         ctx.save_for_backward(y)
         return y
 
@@ -282,7 +296,8 @@ class Log(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.log(x)
+        with ieee():
+            return np.log(x)
 
     @staticmethod
     def backward(ctx, gy):
@@ -297,7 +312,8 @@ def log(x):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
-        y = np.sqrt(x)
+        with ieee():
+            y = np.sqrt(x)
         ctx.save_for_backward(y)
         return y
 

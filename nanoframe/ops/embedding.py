@@ -40,14 +40,16 @@ def scatter_add_rows(ids, rows, num_rows):
 
 
 class EmbeddingOp(Function):
-    """idx (...) int, weight (V, C) -> out (..., C) = weight[idx]. Saves idx (flattened)."""
+    """idx (...) int, weight (V, C) -> out (..., C) = weight[idx]. Saves idx (flattened). The row
+    padding_idx (None: no such row) gets no gradient, as in torch."""
 
     @staticmethod
-    def forward(ctx, idx, weight):
+    def forward(ctx, idx, weight, *, padding_idx=None):
         flat = idx.reshape(-1)                         # (N,) with N = prod(idx.shape)
         out = np.take(weight, flat, axis=0)            # (N, C): faster than weight[flat]
         ctx.save_for_backward(flat)
         ctx.num_embeddings = weight.shape[0]
+        ctx.padding_idx = padding_idx
         return out.reshape(*idx.shape, weight.shape[1])
 
     @staticmethod
@@ -56,21 +58,41 @@ class EmbeddingOp(Function):
         if not ctx.needs_input_grad[1]:
             return None, None
         gy2 = gy.reshape(-1, gy.shape[-1])             # (N, C)
-        return None, scatter_add_rows(flat, gy2, ctx.num_embeddings)
+        dw = scatter_add_rows(flat, gy2, ctx.num_embeddings)
+        if ctx.padding_idx is not None:
+            dw[ctx.padding_idx] = 0
+        return None, dw
 
 
-def embedding(idx, weight):
-    """PyTorch's F.embedding(input, weight): idx int array/Tensor of any shape, weight (V, C)."""
+class EmbeddingIndexError(IndexError, ValueError):
+    """An id outside the table: torch's IndexError, and a ValueError as nanoframe's other input errors."""
+
+
+def embedding(idx, weight, padding_idx=None):
+    """PyTorch's F.embedding(input, weight, padding_idx): idx int array/Tensor of any shape, weight
+    (V, C). The row padding_idx (negative counts from the end) gets no gradient."""
     ids, wd = as_array(idx), as_array(weight)
     if wd.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {wd.shape}")
+    padding_idx = check_padding_idx(padding_idx, wd.shape[0])
     if ids.dtype.kind not in "iu":
         raise ValueError(f"embedding: indices must be integers, got dtype {ids.dtype} with shape {ids.shape}")
     if ids.size:
         lo, hi = ids.min(), ids.max()
         if lo < 0 or hi >= wd.shape[0]:
             bad = int(lo) if lo < 0 else int(hi)
-            raise ValueError(
+            raise EmbeddingIndexError(
                 f"embedding: index {bad} is out of range [0, {wd.shape[0]}) for weight of shape {wd.shape}"
             )
-    return EmbeddingOp.apply(ids, weight)
+    return EmbeddingOp.apply(ids, weight, padding_idx=padding_idx)
+
+
+def check_padding_idx(padding_idx, num_embeddings):
+    """padding_idx in [-V, V) as an index in [0, V), or None."""
+    if padding_idx is None:
+        return None
+    if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
+        raise TypeError(f"embedding: padding_idx must be an int or None, got {type(padding_idx).__name__}")
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"embedding: padding_idx {padding_idx} must be within num_embeddings ({num_embeddings})")
+    return int(padding_idx) % num_embeddings

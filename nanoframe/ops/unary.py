@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from nanoframe.autograd import Function
-from nanoframe.ops.elementwise import Rounded, _floating, clone
+from nanoframe.ops.elementwise import Rounded, _floating, clone, ieee
 from nanoframe.tensor import Tensor
 
 
@@ -51,7 +51,8 @@ class Log1p(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.log1p(x)
+        with ieee():
+            return np.log1p(x)
 
     @staticmethod
     def backward(ctx, gy):
@@ -68,7 +69,8 @@ class Expm1(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = np.expm1(x)
+        with ieee():
+            y = np.expm1(x)
         ctx.save_for_backward(y)
         return y
 
@@ -89,7 +91,8 @@ class LogBase(Function):
     def forward(ctx, x, *, base):
         ctx.save_for_backward(x)
         ctx.ln_base = math.log(base)
-        return np.log2(x) if base == 2 else np.log10(x)
+        with ieee():
+            return np.log2(x) if base == 2 else np.log10(x)
 
     @staticmethod
     def backward(ctx, gy):
@@ -129,7 +132,7 @@ class Rsqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        with np.errstate(divide="ignore"):
+        with ieee():
             y = 1 / np.sqrt(x)
         ctx.save_for_backward(y)
         return y
@@ -149,7 +152,7 @@ class Reciprocal(Function):
 
     @staticmethod
     def forward(ctx, x):
-        with np.errstate(divide="ignore"):
+        with ieee():
             y = 1 / x
         ctx.save_for_backward(y)
         return y

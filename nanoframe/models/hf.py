@@ -68,6 +68,9 @@ def config_from_hf(hf, where="config.json"):
     if model_type not in MODEL_TYPES:
         raise ConfigError(f"{where}: model_type {bounded(repr(model_type), 60)} is not supported "
                           f"(only {', '.join(MODEL_TYPES)})")
+    if hf.get("quantization_config") is not None:     # GPTQ, AWQ, bitsandbytes, fp8: other tensors
+        raise ConfigError(f"{where}: quantized checkpoints (quantization_config) are not supported; "
+                          f"use the float weights")
     return _gpt2_config(hf, where) if model_type == "gpt2" else _llama_config(hf, where, model_type)
 
 
@@ -266,18 +269,18 @@ def state_from_hf(tensors, cfg, where="model.safetensors", shapes_only=False):
     missing = sorted(set(expected) - set(renamed))
     unexpected = sorted(renamed[k][0] for k in set(renamed) - set(expected))
     if missing:
-        problems.append(f"missing key(s) {bounded(missing, 200)}")
+        problems.append(f"missing {_some(missing)}")
     if unexpected:
-        problems.append(f"unexpected key(s) {bounded(unexpected, 200)}")
-    out = {}
+        problems.append(f"unexpected {_some(unexpected)}")
+    out, mismatched = {}, []
     for ours, (name, arr) in renamed.items():
         if ours not in expected:
             continue
         conv = family == "gpt2" and ours.endswith(CONV1D)
         shape = tuple(arr) if shapes_only else arr.shape
         if (shape[::-1] if conv else shape) != expected[ours]:
-            problems.append(f"shape mismatch for {ours}: file has {shape}, config needs "
-                            f"{expected[ours][::-1] if conv else expected[ours]}")
+            mismatched.append(f"{ours}: file has {shape}, config needs "
+                              f"{expected[ours][::-1] if conv else expected[ours]}")
             continue
         if shapes_only:
             continue
@@ -290,9 +293,18 @@ def state_from_hf(tensors, cfg, where="model.safetensors", shapes_only=False):
         if lm_head.shape != out["transformer.wte.weight"].shape or not np.array_equal(
                 np.asarray(lm_head, np.float32), out["transformer.wte.weight"]):
             problems.append("lm_head.weight differs from the token embedding although tie_word_embeddings is true")
+    if mismatched:
+        more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        problems.append(f"shape mismatch for {mismatched[0]}{more}")
     if problems:
-        raise ConfigError(f"{where}: " + bounded("; ".join(problems), 600))
+        raise ConfigError(f"{where}: " + bounded("; ".join(problems), 300))
     return out
+
+
+def _some(names, shown=3):
+    """'key(s) [a, b, c] and N more': a file with many wrong names still gets one short line."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"key(s) {bounded(names[:shown], 160)}{more}"
 
 
 def read_hf_config(folder):
@@ -330,7 +342,7 @@ def hf_tensors(model):
     from nanoframe.nn.lora import lora_config_of
 
     if lora_config_of(model) is not None:
-        raise ValueError("to_hf: the model has LoRA adapters; merge them first (nanoframe.nn.lora.merge_lora)")
+        raise ConfigError("to_hf: the model has LoRA adapters; merge them first (nanoframe.nn.lora.merge_lora)")
     cfg = model.config
     family = hf_family(cfg)
     params = {n: np.asarray(p.array, dtype=np.float32) for n, p in model.named_parameters()}
@@ -351,7 +363,7 @@ def _gpt2_tensors(cfg, params):
         arr = params.get(name)
         if arr is None:
             if not name.endswith(".bias"):
-                raise ValueError(f"to_hf: the model has no parameter {name}")
+                raise ConfigError(f"to_hf: the model has no parameter {name}")
             arr = np.zeros(shape, np.float32)          # bias=False: a zero bias is the same function
         out[name] = np.ascontiguousarray(arr.T if name.endswith(CONV1D) else arr)
     if not cfg.tie_word_embeddings:
@@ -383,7 +395,7 @@ def _llama_tensors(cfg, params, family):
         arr = split.get(name)
         if arr is None:
             if not name.endswith(".bias"):
-                raise ValueError(f"to_hf: the model has no parameter {name}")
+                raise ConfigError(f"to_hf: the model has no parameter {name}")
             arr = np.zeros(shape, np.float32)
         out[_rename(name, _LLAMA_PREFIXES, _LLAMA_PARTS, 1)] = np.ascontiguousarray(arr)
     return out

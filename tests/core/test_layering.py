@@ -17,9 +17,9 @@ LAYERS = [
     ("tensors and ops", {"autograd", "tensor", "tensor_methods", "tensor_types", "factories", "ops",
                          "functional", "testing", "amp", "cuda"}),
     ("tokenizer", {"tokenizer"}),
-    ("layers and optimizers", {"nn", "optim", "utils", "serialization"}),
+    ("layers, optimizers, processes", {"nn", "optim", "utils", "serialization", "distributed"}),
     ("models", {"models"}),
-    ("data and processes", {"data", "distributed"}),
+    ("data", {"data"}),
     ("training", {"training"}),
     ("command line", {"cli", "__main__"}),
 ]

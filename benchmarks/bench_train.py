@@ -122,7 +122,8 @@ def nanoframe_step(name):
     from nanoframe.nn.utils import clip_grad_norm_
 
     L, nh, C, T, B, V = CONFIGS[name]
-    nanoframe.runtime.tune_malloc()   # as `nanoframe train` and Trainer.train() do (opt-in since import is inert)
+    if hasattr(nanoframe, "runtime"):   # opt-in since import is inert (a --baseline from before tuned at import)
+        nanoframe.runtime.tune_malloc()  # as `nanoframe train` and Trainer.train() do
     nanoframe.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=nh, n_embd=C, dropout=0.0,
                           **LLAMA.get(name, {})))

@@ -18,11 +18,11 @@ class _BatchNorm(Module):
     _dims = ()                                          # input ndims this layer takes
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 dtype=None, *, bias=True):
+                 device=None, dtype=None, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats, self.has_bias = affine, track_running_stats, affine and bias
-        dtype = _float_dtype(dtype)
+        dtype = _float_dtype(dtype, device)
         if affine:
             self.weight = Parameter(np.ones(self.num_features, dtype=dtype))
             if bias:

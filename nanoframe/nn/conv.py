@@ -23,7 +23,7 @@ class _ConvNd(Module):
     _nd = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", dtype=None):
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         name, n = type(self).__name__, self._nd
         if groups < 1 or in_channels % groups or out_channels % groups:
@@ -43,7 +43,7 @@ class _ConvNd(Module):
         else:
             self.padding = _ntuple(padding, n)
         self.padding_mode = padding_mode
-        dtype = _float_dtype(dtype)
+        dtype = _float_dtype(dtype, device)
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size,
                                          dtype=dtype))
         if bias:

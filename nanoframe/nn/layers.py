@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from nanoframe import functional as F
+from nanoframe.device import check_cpu
 from nanoframe.dtypes import default_float
 from nanoframe.nn import init
 from nanoframe.autograd import arrays_in_layers
@@ -24,8 +25,10 @@ from nanoframe.ops.norm import layer_norm_forward, rms_norm_forward
 from nanoframe.tensor import Tensor
 
 
-def _float_dtype(dtype):
-    """A layer's parameter dtype: the one given, else the default float dtype (as torch)."""
+def _float_dtype(dtype, device=None):
+    """A layer's parameter dtype: the one given, else the default float dtype (as torch). Layers
+    take torch's factory arguments `device=None, dtype=None`; device must name the CPU."""
+    check_cpu(device)
     dtype = np.dtype(default_float() if dtype is None else dtype)
     if dtype.kind != "f":
         raise TypeError(f"parameters must have a floating point dtype, got {dtype}")
@@ -49,10 +52,10 @@ class Linear(Module):
     U(-1/sqrt(in), 1/sqrt(in)).
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
-        dtype = _float_dtype(dtype)
+        dtype = _float_dtype(dtype, device)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty((self.out_features,), dtype=dtype))
@@ -80,11 +83,11 @@ class Embedding(Module):
     """A lookup table: row `i` of weight (num_embeddings, embedding_dim) for every index i. Init N(0, 1).
     padding_idx (as torch): that row starts at zeros and gets no gradient, so training leaves it."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, *, device=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx = check_padding_idx(padding_idx, self.num_embeddings)
-        self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), dtype=_float_dtype(dtype)))
+        self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), dtype=_float_dtype(dtype, device)))
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -108,12 +111,12 @@ class LayerNorm(Module):
     """Normalise over the last len(normalized_shape) dims, then scale by weight (ones) and shift by
     bias (zeros). bias=False keeps the scale only; elementwise_affine=False has no parameters."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         self.normalized_shape = _normalized_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dtype = _float_dtype(dtype)
+        dtype = _float_dtype(dtype, device)
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
             if bias:
@@ -147,13 +150,14 @@ class RMSNorm(Module):
     eps=None uses the input dtype's machine epsilon, as torch.nn.RMSNorm does.
     """
 
-    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
         super().__init__()
         self.normalized_shape = _normalized_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
+        dtype = _float_dtype(dtype, device)
         if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=_float_dtype(dtype)))
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
         else:
             self.register_parameter("weight", None)
 

@@ -43,7 +43,7 @@ class RNNBase(Module):
     "RNN_TANH" or "RNN_RELU". Dropout (training only) applies to every layer's output but the last."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, dtype=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
         if not 0.0 <= dropout <= 1.0 or isinstance(dropout, bool):
@@ -55,7 +55,7 @@ class RNNBase(Module):
         self.mode, self.input_size, self.hidden_size = mode, int(input_size), int(hidden_size)
         self.num_layers, self.bias, self.batch_first = int(num_layers), bool(bias), bool(batch_first)
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bool(bidirectional), 0
-        dtype = _float_dtype(dtype)
+        dtype = _float_dtype(dtype, device)
         g = _GATES[mode] * self.hidden_size
         dirs = 2 if bidirectional else 1
         for layer in range(self.num_layers):
@@ -163,11 +163,11 @@ class RNN(RNNBase):
     """Elman RNN: h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (nonlinearity "tanh" or "relu")."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise NanoframeError(f"RNN: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, dtype=dtype)
+                         bias, batch_first, dropout, bidirectional, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
 
@@ -175,27 +175,27 @@ class LSTM(RNNBase):
     """Long short-term memory; returns (output, (h_n, c_n))."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, dtype=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype)
+                         proj_size, device, dtype)
 
 
 class GRU(RNNBase):
     """Gated recurrent unit; returns (output, h_n)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype=None):
+                 bidirectional=False, device=None, dtype=None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype)
+                         device=device, dtype=dtype)
 
 
 class RNNCellBase(Module):
     """One step: weight_ih (G, input), weight_hh (G, H), bias_ih, bias_hh, torch's names and init."""
 
-    def __init__(self, mode, input_size, hidden_size, bias=True, dtype=None):
+    def __init__(self, mode, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
         self.mode, self.input_size, self.hidden_size, self.bias = mode, int(input_size), int(hidden_size), bool(bias)
-        dtype = _float_dtype(dtype)
+        dtype = _float_dtype(dtype, device)
         g = _GATES[mode] * self.hidden_size
         self.weight_ih = Parameter(np.empty((g, self.input_size), dtype=dtype))
         self.weight_hh = Parameter(np.empty((g, self.hidden_size), dtype=dtype))
@@ -254,20 +254,21 @@ class RNNCellBase(Module):
 
 
 class RNNCell(RNNCellBase):
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise NanoframeError(f"RNNCell: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
-        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, bias, dtype)
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(mode, input_size, hidden_size, bias, device, dtype)
         self.nonlinearity = nonlinearity
 
 
 class LSTMCell(RNNCellBase):
     """Returns (h', c')."""
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=None):
-        super().__init__("LSTM", input_size, hidden_size, bias, dtype)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype)
 
 
 class GRUCell(RNNCellBase):
-    def __init__(self, input_size, hidden_size, bias=True, dtype=None):
-        super().__init__("GRU", input_size, hidden_size, bias, dtype)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__("GRU", input_size, hidden_size, bias, device, dtype)

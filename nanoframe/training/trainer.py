@@ -95,7 +95,7 @@ class Trainer:
                 nf_random.manual_seed(config.seed + self.rank)
         # rank 0's weights everywhere, gradients averaged over the ranks (the model itself with one process)
         # 1 MB buckets rather than torch's 25: most of a small GPT's gradient then travels while backward
-        # runs (a step waited 6 ms after backward instead of 51 ms for the small preset, RESULTS.md)
+        # runs (benchmarks/bench_distributed.py; the wait after backward per bucket size is in RESULTS.md)
         self.ddp = dist.DistributedDataParallel(model, bucket_cap_mb=1) if self.world_size > 1 else model
         self.optimizer = optimizer or model.configure_optimizer(
             config.weight_decay, config.lr, (config.beta1, config.beta2))

@@ -288,11 +288,14 @@ def softmax_(x, axis=-1, empty_rows_zero=False):
     return x
 
 
+_GATHER_MIN_SIZE = 4096  # below this, take_along_axis's fixed cost outweighs its faster loop (decoding's rows)
+
+
 def _row_maxes(x, axis):
     """x.max(axis=axis, keepdims=True), the same values (NaN included: argmax finds the first NaN);
     along the last axis as argmax and a gather, whose SIMD loop beats NumPy's max reduction on
     short rows such as attention's scores (benchmarks/bench_ops.py, softmax row)."""
-    if axis not in (-1, x.ndim - 1) or x.ndim == 0 or x.shape[-1] == 0:
+    if axis not in (-1, x.ndim - 1) or x.ndim == 0 or x.shape[-1] == 0 or x.size < _GATHER_MIN_SIZE:
         return x.max(axis=axis, keepdims=True)
     return np.take_along_axis(x, x.argmax(axis=-1)[..., None], axis=-1)
 

@@ -1,4 +1,6 @@
 """Normalisation: layer_norm (saves mean and rstd, as llm.c does) and rms_norm (saves rstd)."""
+import math
+
 import numpy as np
 
 from nanoframe.autograd import Function
@@ -30,6 +32,7 @@ def _check_norm_args(op, x, normalized_shape, weight, bias=None):
 
 
 LN_BLOCK_ELEMS = 131072  # elements per block, at most: fewer, larger numpy calls
+LN_DIRECT_ELEMS = 8192   # inputs this small run on the calling thread without entering a region
 
 
 def layer_norm_forward(x, weight, bias, normalized_shape, eps):
@@ -39,7 +42,7 @@ def layer_norm_forward(x, weight, bias, normalized_shape, eps):
     the passes (one trip to memory instead of ~8), and the blocks are shared out over
     nanoframe.parallel's threads. Inference calls it too and drops xhat and rstd.
     """
-    c = int(np.prod(normalized_shape))
+    c = math.prod(normalized_shape)
     x2 = x.reshape(-1, c)                              # (N, C)
     n = x2.shape[0]
     w = None if weight is None else weight.reshape(-1)
@@ -50,8 +53,7 @@ def layer_norm_forward(x, weight, bias, normalized_shape, eps):
     rstd = np.empty((n, 1), dtype=x.dtype)             # (N, 1) 1 / sqrt(var + eps)
     rows = _block_rows(n, c)
 
-    @parallel_blocks(n, rows, work_per_elem=c)
-    def _(r0, r1):
+    def blocks(r0, r1):
         for i in range(r0, r1, rows):
             j = min(i + rows, r1)
             xh, r = xhat[i:j], rstd[i:j, 0]
@@ -70,6 +72,10 @@ def layer_norm_forward(x, weight, bias, normalized_shape, eps):
             if b is not None:
                 y[i:j] += b
 
+    if n * c <= LN_DIRECT_ELEMS:
+        blocks(0, n)            # decoding's few rows: no thread region (and its BLAS switch) to set up
+    else:
+        parallel_blocks(n, rows, work_per_elem=c)(blocks)
     return y.reshape(x.shape), xhat, rstd
 
 

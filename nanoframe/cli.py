@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import textwrap
+import time
 import warnings
 from dataclasses import fields
 
@@ -347,6 +348,9 @@ def _distributed():
     return dist.is_distributed()
 
 
+QUIET_RANK_EXIT_DELAY = 3.0   # seconds
+
+
 def _report(line, error=None):
     """Print an error line; on a rank > 0 only when rank 0 does not print the same (see
     distributed.collective_error) and then prefixed with the rank."""
@@ -355,6 +359,9 @@ def _report(line, error=None):
     rank = dist.get_rank() if dist.is_initialized() else dist.launcher_rank_and_size()[0]   # before init too
     if rank > 0:
         if getattr(error, "quiet", False):
+            # rank 0 prints this same line: leave after it, since mpiexec drops the other ranks'
+            # output once one rank has exited non-zero (rank 0's exit ends this process sooner)
+            time.sleep(QUIET_RANK_EXIT_DELAY)
             return
         line = line.replace("nanoframe: ", f"nanoframe: rank {rank}: ", 1)
     print(line, file=sys.stderr)

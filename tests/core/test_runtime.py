@@ -396,7 +396,9 @@ def test_a_blas_nanoframe_cannot_set_keeps_the_ops_serial(monkeypatch):
     assert "'mkl'" in info.note
 
 
-def test_serial_ops_on_a_multicore_machine_warn_once_at_the_first_region(monkeypatch):
+@pytest.fixture
+def unstarted_pool_on_serial_mkl(monkeypatch):
+    """A 2-core machine whose BLAS (MKL) nanoframe cannot set, before the pool's first region."""
     serial = runtime.BlasInfo("mkl", None, False, 1, "NumPy's BLAS is 'mkl', whose threads nanoframe cannot set")
     monkeypatch.setattr(runtime, "_blas_info", serial)
     monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
@@ -404,6 +406,9 @@ def test_serial_ops_on_a_multicore_machine_warn_once_at_the_first_region(monkeyp
     monkeypatch.setattr(par, "_started", False)
     monkeypatch.setattr(par, "_blas", par._blas)
     monkeypatch.setattr(par, "_num_threads", par._num_threads)
+
+
+def test_serial_ops_on_a_multicore_machine_warn_once_at_the_first_region(unstarted_pool_on_serial_mkl):
     with pytest.warns(RuntimeWarning, match="'mkl'.*set_num_threads\\(1\\) silences this"):
         assert par.parallel_for(lambda a, b: (a, b), 10**6, work_per_item=10**6) == [(0, 10**6)]
     with warnings.catch_warnings():
@@ -411,14 +416,7 @@ def test_serial_ops_on_a_multicore_machine_warn_once_at_the_first_region(monkeyp
         assert par.parallel_for(lambda a, b: (a, b), 8) == [(0, 8)]   # once
 
 
-def test_set_num_threads_one_before_the_first_region_is_quiet(monkeypatch):
-    serial = runtime.BlasInfo("mkl", None, False, 1, "NumPy's BLAS is 'mkl', whose threads nanoframe cannot set")
-    monkeypatch.setattr(runtime, "_blas_info", serial)
-    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
-    monkeypatch.setattr(runtime, "at_fork_in_child", lambda fn: None)
-    monkeypatch.setattr(par, "_started", False)
-    monkeypatch.setattr(par, "_blas", par._blas)
-    monkeypatch.setattr(par, "_num_threads", par._num_threads)
+def test_set_num_threads_one_before_the_first_region_is_quiet(unstarted_pool_on_serial_mkl):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         nanoframe.set_num_threads(1)

@@ -9,6 +9,7 @@ import pytest
 
 from nanoframe.io import load_safetensors
 
+from tests.helpers.hf import tiny_hf_folder
 from tests.helpers.runs import SHAKESPEAREISH, TINY, cli, one_error_line
 
 LLAMA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
@@ -39,19 +40,8 @@ def test_train_arch_llama_resume_and_sample(tmp_path, capsys):
 @pytest.fixture
 def llama_folder(tmp_path):
     """A tiny random Hugging Face llama (GQA, untied head) with a tokenizer.json trained here."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from nanoframe.tokenizer import BPETokenizer
-
-    tok = BPETokenizer().train(SHAKESPEAREISH, vocab_size=300, pattern="gpt4", special_tokens=["<|endoftext|>"])
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=48,
-                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                   max_position_embeddings=64, rope_theta=10000.0, tie_word_embeddings=False)
-    folder = tmp_path / "hf-llama"
-    transformers.LlamaForCausalLM(cfg).save_pretrained(folder, safe_serialization=True)
-    tok.save_tokenizer_json(folder / "tokenizer.json")
-    return folder
+    return tiny_hf_folder(tmp_path / "hf-llama", "llama", SHAKESPEAREISH, 300, rope_theta=10000.0,
+                          tie_word_embeddings=False)
 
 
 def test_finetune_from_hf_llama_with_lora_on_every_projection_then_merge_and_export(llama_folder, tmp_path, capsys):

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.hf import tiny_hf_folder
+
 REPO = Path(__file__).resolve().parents[2]
 TEXT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. "
         "You are all resolved rather to die than to famish? Resolved. resolved. ") * 40
@@ -28,19 +30,7 @@ def run(*args, wait=True):
 
 @pytest.fixture
 def qwen2_folder(tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from nanoframe.tokenizer import BPETokenizer
-
-    tok = BPETokenizer().train(TEXT, vocab_size=280, pattern="gpt4", special_tokens=["<|endoftext|>"])
-    torch.manual_seed(0)
-    cfg = transformers.Qwen2Config(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=48,
-                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                   max_position_embeddings=64, tie_word_embeddings=True)
-    folder = tmp_path / "hf-qwen2"
-    transformers.Qwen2ForCausalLM(cfg).save_pretrained(folder, safe_serialization=True)
-    tok.save_tokenizer_json(folder / "tokenizer.json")
-    return folder
+    return tiny_hf_folder(tmp_path / "hf-qwen2", "qwen2", TEXT, 280, tie_word_embeddings=True)
 
 
 def test_qwen2_lora_finetune_killed_and_resumed_equals_uninterrupted(qwen2_folder, tmp_path):

@@ -5,8 +5,12 @@ batched matmul over many small matrices (attention's (B, nh) stack) calls a mult
 once per matrix, where thread start-up dominates. PyTorch instead splits such ops over its
 intra-op threads, each running single-threaded kernels. `parallel_for` does the same with plain
 Python threads: NumPy releases the GIL inside ufuncs and BLAS calls, so the chunks really run
-side by side. Results do not depend on the thread count: each chunk does the same arithmetic on
-its own rows.
+side by side. Each chunk does the same arithmetic on its own rows, and a sum over rows is taken
+whole in one chunk or over fixed blocks in block order, so results do not depend on which thread
+ran a chunk: a run repeats bit for bit at the same thread count. Across thread counts they agree
+to rounding, and bit for bit on the training shapes measured (benchmarks/RESULTS.md); the
+exception is a GEMM chunk of a few rows, which the BLAS may round differently from the same rows
+inside a larger product (OpenBLAS's small-matrix kernels).
 
 The thread contract (tests/core/test_runtime.py checks each point):
 

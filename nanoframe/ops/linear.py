@@ -65,14 +65,16 @@ class LinearOp(Function):
 
         @parallel(n, work_per_item=2 * c_in * c_out // GEMM_UNIT)
         def _(a, b):
-            # rows [a, b) of dx, and the same share [o0, o1) of the output channels for dW and db
+            # rows [a, b) of dx, and the same share [o0, o1) of the output channels for dW
             o0, o1 = (c_out * a // n, c_out * b // n) if n else (0, c_out)   # no rows: dW, db = 0
             if need_x:
                 np.matmul(gy2[a:b], weight, out=gx[a:b])               # (n, C_out) @ (C_out, C_in)
             if need_w:
                 np.matmul(gy2[:, o0:o1].T, x2, out=gw[o0:o1])          # (o, N) @ (N, C_in)
-            if need_b:
-                np.matmul(ones, gy2[:, o0:o1], out=gb[o0:o1])          # (o,): column sums as a gemv
+            if need_b and a == 0:
+                # db whole, in the first chunk: a gemv over a column slice rounds differently from
+                # one over all columns, and results must not depend on the thread count
+                np.matmul(ones, gy2, out=gb)                           # (C_out,): column sums as a gemv
 
         return (None if gx is None else gx.reshape(ctx.x_shape)), gw, gb
 

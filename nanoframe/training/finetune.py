@@ -203,7 +203,8 @@ def _start(run, base, data, hf, tokenizer, lora, freeze_patterns, freeze_layers,
     if lora is not None:
         lcfg = lora_config(**lora)
         wrapped = apply_lora(model, **lcfg)
-        log(f"LoRA r={lcfg['r']} alpha={lcfg['alpha']:g} on {len(wrapped)} layers ({', '.join(lcfg['targets'])})")
+        matched = list(dict.fromkeys(name.rpartition(".")[2] for name in wrapped))   # the names that matched, in order
+        log(f"LoRA r={lcfg['r']} alpha={lcfg['alpha']:g} on {len(wrapped)} layers ({', '.join(matched)})")
     elif mode == "frozen":
         frozen = freeze(model, freeze_patterns, freeze_layers, freeze_embeddings)
         log(f"froze {len(frozen)} parameter tensors")

@@ -128,3 +128,15 @@ def test_finetune_user_errors_exit_2_with_one_line(base, tmp_path, capsys):
                                                "--out", tmp_path / "t", "--lora", "--lora-targets", "q_proj", *FT)
     assert "not a LoRA run" in _error(capsys, "lora", "merge", "--base", b, "--adapter", b, "--out", tmp_path / "m")
     assert "config.json" in _error(capsys, "finetune", "--from-hf", tmp_path, "--out", tmp_path / "s", *FT)
+
+
+def test_lora_log_names_the_layers_it_wrapped(base, tmp_path, capsys):
+    """The default targets cover GPT-2 and Llama names; the log lists only those that matched."""
+    capsys.readouterr()
+    assert run("finetune", "--from", base / "base", "--data", base / "inst.jsonl", "--out", tmp_path / "l",
+               "--lora", "--max_iters", 2, "--eval_interval", 2, "--eval_iters", 1, "--batch_size", 2,
+               "--no-progress", "--no-sample") == 0
+    out = capsys.readouterr()
+    line = next(x for x in (out.out + out.err).splitlines() if x.startswith("LoRA r="))
+    n_layer = json.loads((base / "base" / "best" / "state.json").read_text())["model_config"]["n_layer"]
+    assert line.endswith(f"on {4 * n_layer} layers (c_attn, c_proj, c_fc)"), line

@@ -3,6 +3,7 @@
     python benchmarks/bench_threads.py --handoff             # pool hand-off, wake-up, BLAS flip costs
     python benchmarks/bench_threads.py --spin                # OpenBLAS's idle workers against a region
     python benchmarks/bench_threads.py --train --rounds 6    # training speed per thread strategy
+    python benchmarks/bench_threads.py --timeline            # where a two-chunk GEMM region loses time
 
 --train runs bench_train.py's nanoframe loop (forward, backward, clip, AdamW; malloc tuned as by
 the CLI) in a fresh process per run, with one of these strategies for NumPy's BLAS:
@@ -15,6 +16,16 @@ the CLI) in a fresh process per run, with one of these strategies for NumPy's BL
                   way to reach the BLAS, had the pool been turned on anyway)
     serial        no pool, the BLAS at its own count (what an unreachable BLAS gets now)
     one-thread    nanoframe.set_num_threads(1): no pool, a one-thread BLAS
+    polling       region, with pool workers that poll for work as in --timeline's second row
+    halves        no pool, a one-thread BLAS, and two Python threads that each run forward and
+                  backward on half of the batch (a model replica each; gradients summed before
+                  clipping and AdamW): data parallelism inside one process, one hand-off per step
+
+--timeline runs a (768, 128) @ (128, 128) GEMM (a Linear of the tiny config) split over two
+chunks, many times, and reports the median time from entering the region to the caller's chunk
+starting, to the worker's chunk starting, and to the region's end, beside the same GEMM on one
+thread; then again with a worker that, between regions, polls for work with os.sched_yield for up
+to 2 ms instead of sleeping on its lock.
 
 and "+nomalloc" after a name runs it with NANOFRAME_MALLOC_TUNING=0. The strategies alternate in
 every round (reversed every other round), so that a change in the machine's load hits all alike.
@@ -33,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-STRATEGIES = ("region", "owned", "uncontrolled", "serial", "one-thread")
+STRATEGIES = ("region", "owned", "uncontrolled", "serial", "one-thread", "halves", "polling")
 
 
 # ---- --handoff ------------------------------------------------------------------------------------
@@ -155,7 +166,124 @@ def spin(repeats=20):
     return rows
 
 
+# ---- --timeline -----------------------------------------------------------------------------------
+def _polling_loop(self, poll_s=2e-3):
+    """A _Worker loop that polls for its next task with os.sched_yield (the GIL released in each
+    yield) for up to poll_s before it sleeps on its lock, instead of sleeping at once."""
+    import nanoframe.parallel as par
+
+    par._local.in_region = True
+    while True:
+        if not self._go.acquire(blocking=False):
+            end, woken = time.perf_counter() + poll_s, False
+            while time.perf_counter() < end:
+                if self._go.acquire(blocking=False):
+                    woken = True
+                    break
+                os.sched_yield()
+            if not woken:
+                self._go.acquire()
+        task = self._task
+        if task is par._STOP:
+            return
+        if task.claim.acquire(blocking=False):
+            task.outcome = task.run()
+            self._idle.release()
+            task.done.release()
+        else:
+            self._idle.release()
+
+
+def timeline(regions=3000):
+    import nanoframe
+    import nanoframe.parallel as par
+
+    if nanoframe.get_num_threads() < 2 or par._blas is None:
+        return None
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((768, 128)).astype(np.float32)
+    w = rng.standard_normal((128, 128)).astype(np.float32)
+    y = np.empty((768, 128), np.float32)
+    starts = {}
+
+    def chunk(a, b):
+        starts[a == 0] = time.perf_counter()
+        np.matmul(x[a:b], w, out=y[a:b])
+
+    rows = []
+    for label in ("worker sleeps on its lock (nanoframe)", "worker polls with sched_yield for 2 ms"):
+        if label.startswith("worker polls"):
+            while par._workers:
+                par._workers.pop().stop()
+            par._Worker._loop = _polling_loop
+        marks = []
+        for _ in range(regions):
+            starts.clear()
+            t = time.perf_counter()
+            par.parallel_for(chunk, 768, work_per_item=128 * 128 // par.GEMM_UNIT)
+            end = time.perf_counter()
+            if len(starts) == 2:
+                marks.append((starts[True] - t, starts[False] - t, end - t))
+        med = [1e6 * statistics.median(m[i] for m in marks[regions // 10:]) for i in range(3)]
+        rows.append((label, *med))
+    before = par._blas.get()
+    par._blas.set(1)
+    rows.append(("the same GEMM whole on one thread", 0.0, float("nan"), _median_us(lambda: np.matmul(x, w, out=y), 500)))
+    par._blas.set(before)
+    return rows
+
+
 # ---- --train --------------------------------------------------------------------------------------
+def _halves_step(config):
+    """bench_train's step as data parallelism over two Python threads: each runs forward and backward
+    on half of the batch with its own model replica; replica 1's gradients are added to replica 0's,
+    which is clipped and stepped, then its weights are copied back into replica 1."""
+    import bench_train as bt
+    import nanoframe
+    from nanoframe.models import GPT, GPTConfig
+    from nanoframe.nn.utils import clip_grad_norm_
+
+    L, nh, C, T, B, V = bt.CONFIGS[config]
+    models = []
+    for _ in range(2):
+        nanoframe.manual_seed(0)
+        models.append(GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=nh, n_embd=C, dropout=0.0,
+                                    **bt.LLAMA.get(config, {}))))
+    opt = models[0].configure_optimizer(0.1, 1e-3, (0.9, 0.99))
+    params = [list(m.parameters()) for m in models]
+    half, rng = B // 2, np.random.default_rng(0)
+    go, done, batch = threading.Semaphore(0), threading.Semaphore(0), {}
+
+    def forward_backward(i):
+        x, y = batch["xy"]
+        _, loss = models[i](x[i * half:(i + 1) * half], y[i * half:(i + 1) * half])
+        (loss * 0.5).backward()                  # the mean over the whole batch: each half weighs 1/2
+
+    def second_thread():
+        while True:
+            go.acquire()
+            forward_backward(1)
+            done.release()
+
+    threading.Thread(target=second_thread, daemon=True).start()
+
+    def step(x, y):
+        batch["xy"] = (x, y)
+        go.release()
+        forward_backward(0)
+        done.acquire()
+        for p0, p1 in zip(*params):
+            np.add(p0.grad_array, p1.grad_array, out=p0.grad_array)
+            p1.grad = None
+        clip_grad_norm_(params[0], 1.0)
+        opt.step()
+        opt.zero_grad()
+        for p0, p1 in zip(*params):
+            np.copyto(p1.array, p0.array)
+
+    return step, lambda: (rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T)))
+
+
 def train_worker(strategy, config, steps, warmup):
     import bench_train as bt
     import nanoframe
@@ -176,10 +304,16 @@ def train_worker(strategy, config, steps, warmup):
         par._blas = None
     elif strategy == "serial":
         par._num_threads = 1
-    elif strategy == "one-thread":
+    elif strategy == "polling":
+        par._Worker._loop = _polling_loop
+    elif strategy in ("one-thread", "halves"):
         nanoframe.set_num_threads(1)
     L, nh, C, T, B, V = bt.CONFIGS[config]
-    times = bt.run_nanoframe(config, steps, warmup)
+    if strategy == "halves":
+        nanoframe.runtime.tune_malloc()
+        times = bt._timed_steps(*_halves_step(config), steps, warmup)
+    else:
+        times = bt.run_nanoframe(config, steps, warmup)
     print(json.dumps({"tok_s": B * T / statistics.median(times["wall"])}))
 
 
@@ -219,6 +353,7 @@ def main():
     ap.add_argument("--handoff", action="store_true")
     ap.add_argument("--spin", action="store_true")
     ap.add_argument("--train", action="store_true")
+    ap.add_argument("--timeline", action="store_true")
     ap.add_argument("--config", default="tiny,bpe", help="comma-separated bench_train configs")
     ap.add_argument("--strategies", default="region,owned,uncontrolled,serial",
                     help=f"comma-separated, from {', '.join(STRATEGIES)} (optionally +nomalloc); the first is the baseline")
@@ -230,8 +365,8 @@ def main():
     args = ap.parse_args()
     if args.train_worker:
         return train_worker(args.train_worker, args.config, args.steps, args.warmup)
-    if not (args.handoff or args.spin or args.train):
-        ap.error("choose --handoff, --spin and/or --train")
+    if not (args.handoff or args.spin or args.train or args.timeline):
+        ap.error("choose --handoff, --spin, --timeline and/or --train")
     if args.handoff:
         print("| quantity | us (or as named) |\n|---|---:|")
         for label, value in handoff():
@@ -246,6 +381,16 @@ def main():
             print("|---|---:|---:|")
             for label, ms, burnt in after:
                 print(f"| {label} | {ms:.2f} | {burnt:.1f} |")
+            print()
+    if args.timeline:
+        rows = timeline()
+        if rows is None:
+            print("--timeline: needs a BLAS nanoframe sets, with 2+ threads\n")
+        else:
+            print("| two-chunk GEMM region, medians (us from entering it) | caller's chunk starts | worker's "
+                  "chunk starts | region ends |\n|---|---:|---:|---:|")
+            for label, caller, worker, end in rows:
+                print(f"| {label} | {caller:.1f} | {worker:.1f} | {end:.1f} |")
             print()
     if args.train:
         for name in args.strategies.split(","):

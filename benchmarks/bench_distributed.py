@@ -197,7 +197,7 @@ def table(results, configs, modes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="all", choices=["bpe", "small", "all"])
+    ap.add_argument("--config", default="all", choices=["tiny", "bpe", "small", "all"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3, help="runs per mode (alternating); the median is kept")
@@ -222,7 +222,7 @@ def main():
 
         nanoframe.set_num_threads(args.threads)
         return train_steps(args.config, args.steps, args.warmup, args.bucket_mb)
-    configs = ["bpe", "small"] if args.config == "all" else [args.config]
+    configs = ["tiny", "bpe", "small"] if args.config == "all" else [args.config]
     modes = [(1, 2, 25), (2, 1, 1), (2, 1, 10**6)]      # one process; overlapped 1 MB buckets; one bucket
     results = {}
     t0 = time.perf_counter()

@@ -4,6 +4,7 @@
                a small corpus (SHAKESPEAREISH), a run's losses
     ops.py     check_op / check_torch: one call builds float64 inputs, runs an op, checks its
                forward against NumPy, its gradients with nanoframe.testing.gradcheck, and torch parity
+               (through fused.parity, the one torch comparison)
     fused.py   the fused-op form of the same checks on ndarrays: gradcheck (nanoframe.testing.gradcheck),
                parity with torch, composed_match (fused op == its primitive-op twin), rand
     mpi.py     mpiexec launches and their environment (needs_mpi skips without mpi4py / mpiexec)

@@ -39,10 +39,25 @@ def gradcheck(fn, arrays, grad_idx=(0,), eps=1e-6, rtol=1e-5, atol=1e-7, seed=0)
 
 
 def parity(nf_fn, torch_fn, arrays, grad_idx=(0,), rtol=1e-5, atol=1e-7, seed=0):
-    """Forward values and every gradient in grad_idx equal torch's (same inputs, same upstream grad)."""
+    """Forward values and every gradient in grad_idx equal torch's (same inputs, same upstream grad).
+
+    An op returning a tuple (values, indices) from max/min with a dim: the trailing outputs must be
+    equal exactly, the gradients flow through the first. An input torch gives no gradient (it does
+    not reach the output) must get none or zeros from nanoframe."""
     import torch
 
-    out, grads = nf_grads(nf_fn, arrays, grad_idx, seed)
+    trailing = {}
+
+    def first(name, fn):
+        def run(*args):
+            out = fn(*args)
+            if isinstance(out, tuple):
+                trailing[name] = out[1:]
+                return out[0]
+            return out
+        return run
+
+    out, grads = nf_grads(first("nf", nf_fn), arrays, grad_idx, seed)
     tts = []
     for i, a in enumerate(arrays):
         if isinstance(a, np.ndarray):
@@ -52,17 +67,22 @@ def parity(nf_fn, torch_fn, arrays, grad_idx=(0,), rtol=1e-5, atol=1e-7, seed=0)
             tts.append(t)
         else:
             tts.append(a)
-    tout = torch_fn(*tts)
+    tout = first("torch", torch_fn)(*tts)
+    assert trailing.keys() in ({"nf", "torch"}, set()), f"only one side returned a tuple: {set(trailing)}"
+    for a, b in zip(trailing.get("nf", ()), trailing.get("torch", ()), strict=True):
+        np.testing.assert_array_equal(np.asarray(a.array), b.numpy())
     assert tuple(tout.shape) == out.shape, (tout.shape, out.shape)
     assert out.dtype == arrays[grad_idx[0]].dtype if grad_idx else True
     np.testing.assert_allclose(out, tout.detach().numpy(), rtol=rtol, atol=atol, err_msg="forward")
     tout.backward(torch.from_numpy(upstream(out.shape, out.dtype, seed)))
     for i, g in zip(grad_idx, grads):
         tg = tts[i].grad
-        tg = np.zeros(arrays[i].shape) if tg is None else tg.numpy()
+        if tg is None:
+            assert g is None or not np.any(g), f"input {i}: torch has no gradient, nanoframe a nonzero one"
+            continue
         assert g is not None, f"no gradient for input {i}"
         assert g.dtype == arrays[i].dtype, (g.dtype, arrays[i].dtype)
-        np.testing.assert_allclose(g, tg, rtol=rtol, atol=atol, err_msg=f"grad of input {i}")
+        np.testing.assert_allclose(g, tg.numpy(), rtol=rtol, atol=atol, err_msg=f"grad of input {i}")
 
 
 def composed_match(fused, composed, arrays, grad_idx=(0,), rtol=1e-10, atol=1e-12, seed=0):

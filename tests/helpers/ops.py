@@ -10,6 +10,8 @@ import numpy as np
 import nanoframe as nf
 from nanoframe.testing import gradcheck
 
+from tests.helpers.fused import parity
+
 RTOL = 1e-5
 ATOL = 1e-8
 
@@ -43,31 +45,10 @@ def check_op(shapes, fn, np_fn=None, low=-2.0, high=2.0, arrays=None, seed=0):
 
 
 def check_torch(shapes, fn, torch_fn=None, low=-2.0, high=2.0, arrays=None, seed=0):
-    """Values and gradients of fn in nanoframe equal torch autograd's (float64, rtol 1e-5)."""
-    import torch
-
+    """Values and gradients of fn in nanoframe equal torch autograd's (float64, rtol 1e-5), every
+    input requiring grad: fused.parity on inputs built as check_op builds them."""
     arrays = make_arrays(shapes, low, high, seed) if arrays is None else [np.array(a, dtype=np.float64) for a in arrays]
-    ts = [nf.tensor(a, dtype=nf.float64, requires_grad=True) for a in arrays]
-    tt = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    out_nf = fn(*ts)
-    out_t = (torch_fn or fn)(*tt)
-    if isinstance(out_t, tuple):  # (values, indices) from max/min with a dim
-        assert isinstance(out_nf, tuple) and len(out_nf) == len(out_t)
-        for a, b in zip(out_nf[1:], out_t[1:]):
-            np.testing.assert_array_equal(np.asarray(a.array), b.numpy())
-        out_nf, out_t = out_nf[0], out_t[0]
-    assert out_nf.shape == tuple(out_t.shape), (out_nf.shape, tuple(out_t.shape))
-    np.testing.assert_allclose(out_nf.array, out_t.detach().numpy(), rtol=RTOL, atol=ATOL)
-    w = np.random.default_rng(seed + 1).standard_normal(out_nf.shape)
-    (out_nf * nf.tensor(w)).sum().backward()
-    (out_t * torch.tensor(w)).sum().backward()
-    for i, (a, b) in enumerate(zip(ts, tt)):
-        if b.grad is None:
-            assert a.grad_array is None or not np.any(a.grad_array), f"input {i}: torch has no grad"
-            continue
-        assert a.grad_array is not None, f"input {i}: nanoframe has no grad"
-        assert a.grad_array.shape == a.shape
-        np.testing.assert_allclose(a.grad_array, b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"input {i}")
+    parity(fn, torch_fn or fn, arrays, grad_idx=tuple(range(len(arrays))), rtol=RTOL, atol=ATOL, seed=seed)
 
 
 def run_spec(spec):

@@ -15,6 +15,7 @@ from nanoframe.errors import NanoframeError
 from nanoframe.nn import init
 from nanoframe.nn.layers import _float_dtype
 from nanoframe.nn.module import Module, Parameter
+from nanoframe.nn.utils.rnn import PackedSequence, _check_packed, _positions
 from nanoframe.ops import shape as shape_ops
 from nanoframe.ops.rnn import GRULayerFunction, LSTMLayerFunction, RNNLayerFunction
 from nanoframe.tensor import Tensor, as_array
@@ -23,18 +24,23 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 
-def _run_layer(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, reverse=False):
-    """One layer, one direction over x (T, B, I): (outputs (T, B, H), h_n (B, H), c_n (B, H) or None)."""
+def _run_layer(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, reverse=False, batch_sizes=None):
+    """One layer, one direction over x (T, B, I): (outputs (T, B, H), h_n (B, H), c_n (B, H) or None).
+    With batch_sizes (a packed batch, sorted by decreasing length) row b runs only its own steps."""
     t = x.shape[0]
     xp = F.linear(x, w_ih, b_ih)                       # (T, B, G): every step's input projection, one GEMM
     if mode == "LSTM":
-        out = LSTMLayerFunction.apply(xp, w_hh, b_hh, h0, c0, reverse=reverse)
+        out = LSTMLayerFunction.apply(xp, w_hh, b_hh, h0, c0, reverse=reverse, batch_sizes=batch_sizes)
         y, c_n = out[:t], out[t]
     elif mode == "GRU":
-        y, c_n = GRULayerFunction.apply(xp, w_hh, b_hh, h0, reverse=reverse), None
+        out, c_n = GRULayerFunction.apply(xp, w_hh, b_hh, h0, reverse=reverse, batch_sizes=batch_sizes), None
+        y = out[:t]
     else:
-        y, c_n = RNNLayerFunction.apply(xp, w_hh, b_hh, h0, reverse=reverse,
-                                        nonlinearity="tanh" if mode == "RNN_TANH" else "relu"), None
+        out, c_n = RNNLayerFunction.apply(xp, w_hh, b_hh, h0, reverse=reverse, batch_sizes=batch_sizes,
+                                          nonlinearity="tanh" if mode == "RNN_TANH" else "relu"), None
+        y = out[:t]
+    if batch_sizes is not None:                        # the final states follow the outputs
+        return y, out[out.shape[0] - 1], c_n
     return y, y[0] if reverse else y[t - 1], c_n
 
 
@@ -80,6 +86,8 @@ class RNNBase(Module):
         return get("weight_ih" + sfx), get("weight_hh" + sfx), get("bias_ih" + sfx), get("bias_hh" + sfx)
 
     def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         name, is_lstm = type(self).__name__, self.mode == "LSTM"
         x = as_array(input)
         dtype = self._parameters["weight_ih_l0"].dtype
@@ -98,27 +106,61 @@ class RNNBase(Module):
             raise NanoframeError(f"{name}: expected a non-empty sequence, got input shape {x.shape}")
         dirs = 2 if self.bidirectional else 1
         h0, c0 = self._initial_state(hx, batched, b, dirs, dtype)
-        h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(dirs):
-                k = layer * dirs + d
-                y, h_last, c_last = _run_layer(self.mode, input, *self._layer_params(layer, d), h0[k],
-                                               c0[k] if is_lstm else None, reverse=bool(d))
-                outs.append(y)
-                h_n.append(h_last)
-                c_n.append(c_last)
-            input = outs[0] if dirs == 1 else shape_ops.cat(outs, dim=2)      # (T, B, dirs * H)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                input = F.dropout(input, self.dropout, True)
-        output, h_n = input, shape_ops.stack(h_n, 0)                          # (L * dirs, B, H)
-        c_n = shape_ops.stack(c_n, 0) if is_lstm else None
+        output, h_n, c_n = self._layers(input, h0, c0)
         if not batched:
             output, h_n = shape_ops.squeeze(output, 1), shape_ops.squeeze(h_n, 1)
             c_n = shape_ops.squeeze(c_n, 1) if is_lstm else None
         elif self.batch_first:
             output = shape_ops.transpose(output, 0, 1)
         return (output, (h_n, c_n)) if is_lstm else (output, h_n)
+
+    def _layers(self, input, h0, c0, batch_sizes=None):
+        """Every layer and direction over input (T, B, I): (output (T, B, dirs H), h_n, c_n (L dirs, B, H))."""
+        is_lstm, dirs = self.mode == "LSTM", 2 if self.bidirectional else 1
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(dirs):
+                k = layer * dirs + d
+                y, h_last, c_last = _run_layer(self.mode, input, *self._layer_params(layer, d), h0[k],
+                                               c0[k] if is_lstm else None, reverse=bool(d), batch_sizes=batch_sizes)
+                outs.append(y)
+                h_n.append(h_last)
+                c_n.append(c_last)
+            input = outs[0] if dirs == 1 else shape_ops.cat(outs, dim=2)      # (T, B, dirs * H)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                input = F.dropout(input, self.dropout, True)
+        return input, shape_ops.stack(h_n, 0), (shape_ops.stack(c_n, 0) if is_lstm else None)
+
+    def _forward_packed(self, packed, hx):
+        """A PackedSequence in, a PackedSequence out (torch's contract): each sequence runs only its
+        own steps, the reverse direction starting at its last one; h_n (and c_n) hold each sequence's
+        final state, in the caller's order, and hx is read in that order too."""
+        name, is_lstm = type(self).__name__, self.mode == "LSTM"
+        bs, unsorted = _check_packed(packed, name)
+        data, dtype = packed.data, self._parameters["weight_ih_l0"].dtype
+        if data.dim() != 2 or data.shape[1] != self.input_size or data.dtype != dtype:
+            raise NanoframeError(f"{name}: a PackedSequence's data must be (N, input_size={self.input_size}) of "
+                                 f"dtype {np.dtype(dtype).name}, got shape {tuple(data.shape)} dtype {data.dtype}")
+        t, b, n = len(bs), int(bs[0]), data.shape[0]
+        steps, rows = _positions(bs)
+        flat = steps * b + rows                        # each packed row's place in the (T, B) grid
+        where = np.full(t * b, n, dtype=np.int64)
+        where[flat] = np.arange(n)
+        x = shape_ops.cat([data, data.new_zeros(1, self.input_size)])[where].reshape(t, b, self.input_size)
+        dirs = 2 if self.bidirectional else 1
+        h0, c0 = self._initial_state(hx, True, b, dirs, dtype)
+        if unsorted is not None and hx is not None:    # hx is in the caller's order: sort its rows
+            order = np.asarray(as_array(packed.sorted_indices))
+            h0 = h0[:, order]
+            c0 = c0[:, order] if is_lstm else None
+        output, h_n, c_n = self._layers(x, h0, c0, batch_sizes=bs)
+        out_data = output.reshape(t * b, output.shape[2])[flat]        # (N, dirs H), packed order
+        if unsorted is not None:
+            h_n = h_n[:, unsorted]
+            c_n = c_n[:, unsorted] if is_lstm else None
+        out = packed._replace(data=out_data)
+        return (out, (h_n, c_n)) if is_lstm else (out, h_n)
 
     def _initial_state(self, hx, batched, b, dirs, dtype):
         """(h0, c0), each (L * dirs, B, H) (c0 None unless LSTM); zeros when hx is None."""

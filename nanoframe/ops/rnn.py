@@ -14,6 +14,13 @@ measured several times slower on a busy machine, their start-up and spinning dom
 
 Gate layouts are torch's: LSTM i, f, g, o; GRU r, z, n. With reverse=True the sequence is read
 from the last step to the first; outputs stay in time order (y[t] belongs to input step t).
+
+Sequences of different lengths (PackedSequence, nanoframe/nn/utils/rnn.py) come as a padded batch
+sorted by decreasing length with batch_sizes (T,): at time step t only rows [0, batch_sizes[t])
+are real. The other rows carry their state through the step unchanged (so a reversed sequence
+starts from h0 at its own last step) and output 0; gradients flow past such a step untouched. The
+op then also returns the final state of every row (h_n; the last output no longer is) as one more
+row after the outputs.
 """
 import numpy as np
 
@@ -38,6 +45,20 @@ def _over_rows(fn, t, b, g, h):
 
 def _steps(t, reverse):
     return range(t - 1, -1, -1) if reverse else range(t)
+
+
+def _real_end(batch_sizes, step, b0, b1):
+    """End of the real rows of [b0, b1) at time `step`: rows [b0, e) run the step, rows [e, b1)
+    have ended (or, reversed, not yet begun). All of them without batch_sizes."""
+    return b1 if batch_sizes is None else min(b1, max(b0, int(batch_sizes[step])))
+
+
+def _final_rows(out, extra):
+    """out with `extra` final-state rows (k, B, H) appended after its t time steps."""
+    full = np.empty((out.shape[0] + len(extra),) + out.shape[1:], dtype=out.dtype)
+    full[:out.shape[0]] = out
+    full[out.shape[0]:] = extra
+    return full
 
 
 def _hidden_weight_grads(ctx, dpre, hs, w_hh):
@@ -70,7 +91,7 @@ class LSTMLayerFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx, xp, w_hh, b_hh, h0, c0, *, reverse):
+    def forward(ctx, xp, w_hh, b_hh, h0, c0, *, reverse, batch_sizes=None):
         t, b, g4 = xp.shape
         h = g4 // 4
         xpb = xp + b_hh if b_hh is not None else xp   # b_hh folded into the input projection once
@@ -83,8 +104,13 @@ class LSTMLayerFunction(Function):
         w_t = w_hh.T
 
         def rows(b0, b1):                              # the whole sequence for batch rows [b0, b1)
-            r = slice(b0, b1)
             for k, step in enumerate(_steps(t, reverse)):
+                e = _real_end(batch_sizes, step, b0, b1)
+                if e < b1:                             # rows past their length: carry h, c; output 0
+                    hs[k + 1, e:b1], cs[k + 1, e:b1], out[step, e:b1] = hs[k, e:b1], cs[k, e:b1], 0
+                    gates[k, e:b1] = 0
+                    tanh_c[k, e:b1] = 0
+                r = slice(b0, e)
                 a = gates[k, r]                        # (b, 4H): i f g o
                 np.matmul(hs[k, r], w_t, out=a)
                 a += xpb[step, r]
@@ -101,8 +127,8 @@ class LSTMLayerFunction(Function):
         _over_rows(rows, t, b, g4, h)
         out[t] = cs[t]
         ctx.save_for_backward(w_hh, gates, cs, tanh_c, hs)
-        ctx.reverse, ctx.has_bias = reverse, b_hh is not None
-        return out
+        ctx.reverse, ctx.has_bias, ctx.batch_sizes = reverse, b_hh is not None, batch_sizes
+        return out if batch_sizes is None else _final_rows(out, hs[t:])   # + h_n
 
     @staticmethod
     def backward(ctx, gout):
@@ -110,14 +136,18 @@ class LSTMLayerFunction(Function):
         t, b, g4 = gates.shape
         h = g4 // 4
         dpre = np.empty_like(gates)                    # (T, B, 4H) pre-activation grads, processing order
-        dh_all = np.zeros((b, h), dtype=gates.dtype)
+        batch_sizes = ctx.batch_sizes
+        dh_all = (np.zeros((b, h), dtype=gates.dtype) if batch_sizes is None
+                  else gout[t + 1].astype(gates.dtype, copy=True))      # the gradient of h_n
         dc_all = gout[t].astype(gates.dtype, copy=True)                # the gradient of c_n
 
         def rows(b0, b1):
-            r = slice(b0, b1)
-            dh, dc = dh_all[r], dc_all[r]
-            tmp = np.empty((b1 - b0, h), dtype=gates.dtype)
+            tmp_all = np.empty((b1 - b0, h), dtype=gates.dtype)
             for k, step in reversed(list(enumerate(_steps(t, ctx.reverse)))):
+                e = _real_end(batch_sizes, step, b0, b1)
+                dpre[k, e:b1] = 0                      # rows past their length: dh, dc flow past
+                r = slice(b0, e)
+                dh, dc, tmp = dh_all[r], dc_all[r], tmp_all[:e - b0]
                 a, d = gates[k, r], dpre[k, r]
                 i, f, g, o = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
                 dh += gout[step, r]
@@ -167,7 +197,7 @@ class GRULayerFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx, xp, w_hh, b_hh, h0, *, reverse):
+    def forward(ctx, xp, w_hh, b_hh, h0, *, reverse, batch_sizes=None):
         t, b, g3 = xp.shape
         h = g3 // 3
         hs = np.empty((t + 1, b, h), dtype=xp.dtype)
@@ -178,9 +208,13 @@ class GRULayerFunction(Function):
         w_t = w_hh.T
 
         def rows(b0, b1):
-            r = slice(b0, b1)
-            hp = np.empty((b1 - b0, g3), dtype=xp.dtype)
+            hp_all = np.empty((b1 - b0, g3), dtype=xp.dtype)
             for k, step in enumerate(_steps(t, reverse)):
+                e = _real_end(batch_sizes, step, b0, b1)
+                if e < b1:                             # rows past their length: carry h; output 0
+                    hs[k + 1, e:b1], out[step, e:b1] = hs[k, e:b1], 0
+                    rzn[k, e:b1], hpn[k, e:b1] = 0, 0
+                r, hp = slice(b0, e), hp_all[:e - b0]
                 np.matmul(hs[k, r], w_t, out=hp)
                 if b_hh is not None:
                     hp += b_hh
@@ -200,8 +234,8 @@ class GRULayerFunction(Function):
 
         _over_rows(rows, t, b, g3, h)
         ctx.save_for_backward(w_hh, rzn, hpn, hs)
-        ctx.reverse, ctx.has_bias = reverse, b_hh is not None
-        return out
+        ctx.reverse, ctx.has_bias, ctx.batch_sizes = reverse, b_hh is not None, batch_sizes
+        return out if batch_sizes is None else _final_rows(out, hs[t:])   # + h_n
 
     @staticmethod
     def backward(ctx, gout):
@@ -210,13 +244,17 @@ class GRULayerFunction(Function):
         h = g3 // 3
         dxp = np.empty_like(rzn)
         dhp = np.empty_like(rzn)
-        dh_all = np.zeros((b, h), dtype=rzn.dtype)
+        batch_sizes = ctx.batch_sizes
+        dh_all = (np.zeros((b, h), dtype=rzn.dtype) if batch_sizes is None
+                  else gout[t].astype(rzn.dtype, copy=True))            # the gradient of h_n
 
         def rows(b0, b1):
-            rows_ = slice(b0, b1)
-            dh = dh_all[rows_]
-            tmp = np.empty((b1 - b0, h), dtype=rzn.dtype)
+            tmp_all = np.empty((b1 - b0, h), dtype=rzn.dtype)
             for k, step in reversed(list(enumerate(_steps(t, ctx.reverse)))):
+                e = _real_end(batch_sizes, step, b0, b1)
+                dxp[k, e:b1], dhp[k, e:b1] = 0, 0      # rows past their length: dh flows past
+                rows_ = slice(b0, e)
+                dh, tmp = dh_all[rows_], tmp_all[:e - b0]
                 a = rzn[k, rows_]
                 r, z, n = a[:, :h], a[:, h:2 * h], a[:, 2 * h:]
                 dx, dp = dxp[k, rows_], dhp[k, rows_]
@@ -254,7 +292,7 @@ class RNNLayerFunction(Function):
     Saves the hidden states (T + 1, B, H)."""
 
     @staticmethod
-    def forward(ctx, xp, w_hh, b_hh, h0, *, reverse, nonlinearity):
+    def forward(ctx, xp, w_hh, b_hh, h0, *, reverse, nonlinearity, batch_sizes=None):
         t, b, h = xp.shape
         xpb = xp + b_hh if b_hh is not None else xp
         hs = np.empty((t + 1, b, h), dtype=xp.dtype)
@@ -263,8 +301,11 @@ class RNNLayerFunction(Function):
         w_t = w_hh.T
 
         def rows(b0, b1):
-            r = slice(b0, b1)
             for k, step in enumerate(_steps(t, reverse)):
+                e = _real_end(batch_sizes, step, b0, b1)
+                if e < b1:                             # rows past their length: carry h; output 0
+                    hs[k + 1, e:b1], out[step, e:b1] = hs[k, e:b1], 0
+                r = slice(b0, e)
                 a = hs[k + 1, r]
                 np.matmul(hs[k, r], w_t, out=a)
                 a += xpb[step, r]
@@ -277,19 +318,24 @@ class RNNLayerFunction(Function):
         _over_rows(rows, t, b, h, h)
         ctx.save_for_backward(w_hh, hs)
         ctx.reverse, ctx.has_bias, ctx.nonlinearity = reverse, b_hh is not None, nonlinearity
-        return out
+        ctx.batch_sizes = batch_sizes
+        return out if batch_sizes is None else _final_rows(out, hs[t:])   # + h_n
 
     @staticmethod
     def backward(ctx, gout):
         w_hh, hs = ctx.saved_tensors
         t, b, h = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         dpre = np.empty((t, b, h), dtype=hs.dtype)
-        dh_all = np.zeros((b, h), dtype=hs.dtype)
+        batch_sizes = ctx.batch_sizes
+        dh_all = (np.zeros((b, h), dtype=hs.dtype) if batch_sizes is None
+                  else gout[t].astype(hs.dtype, copy=True))             # the gradient of h_n
 
         def rows(b0, b1):
-            r = slice(b0, b1)
-            dh = dh_all[r]
             for k, step in reversed(list(enumerate(_steps(t, ctx.reverse)))):
+                e = _real_end(batch_sizes, step, b0, b1)
+                dpre[k, e:b1] = 0                      # rows past their length: dh flows past
+                r = slice(b0, e)
+                dh = dh_all[r]
                 dh += gout[step, r]
                 d, hk = dpre[k, r], hs[k + 1, r]
                 if ctx.nonlinearity == "tanh":

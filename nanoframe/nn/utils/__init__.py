@@ -1,6 +1,6 @@
 """torch.nn.utils' gradient and parameter helpers: `clip_grad_norm_` (= `get_total_norm` +
 `clip_grads_with_norm_`), `clip_grad_value_`, `parameters_to_vector`, `vector_to_parameters`;
-`nanoframe.nn.utils.rnn` has pad_sequence.
+`nanoframe.nn.utils.rnn` has padding and packing (pad_sequence, PackedSequence, pack_padded_sequence, ...).
 
 They work on the raw gradient arrays (`p.grad_array`, which `p.grad = t` sets), in place, and skip
 parameters whose gradient is None. `foreach` is accepted for torch's signature: one implementation
@@ -13,7 +13,7 @@ import numpy as np
 from nanoframe.ops.shape import cat
 from nanoframe.parallel import parallel
 from nanoframe.tensor import Tensor
-from nanoframe.nn.utils import rnn  # noqa: F401  torch.nn.utils.rnn (pad_sequence)
+from nanoframe.nn.utils import rnn  # noqa: F401  torch.nn.utils.rnn (padding, packing)
 
 
 def _as_list(tensors):

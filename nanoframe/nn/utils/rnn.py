@@ -1,11 +1,22 @@
-"""torch.nn.utils.rnn's padding helpers: `pad_sequence` and `unpad_sequence`.
+"""torch.nn.utils.rnn: padding (`pad_sequence`, `unpad_sequence`) and packing (`PackedSequence`,
+`pack_padded_sequence`, `pad_packed_sequence`, `pack_sequence`, `unpack_sequence`).
 
-Both are composed from differentiable ops (cat, stack, narrow), so gradients flow back to each
-sequence as in torch. PackedSequence (pack_padded_sequence) does not exist in nanoframe: the RNN
-layers take padded (T, B, C) or (B, T, C) input.
+A PackedSequence holds a batch of sequences of different lengths without padding, as torch lays
+it out: `data` (N, *) is time-major (the step-0 rows of every sequence, then the step-1 rows of
+those that have one, ...), with the sequences sorted by decreasing length; `batch_sizes` (T,)
+counts the sequences that have each step; `sorted_indices` / `unsorted_indices` map between the
+caller's order and the sorted one (None when the caller's batch was sorted already). The RNN,
+LSTM and GRU modules take one and return one, skipping each sequence's padding (nn/rnn.py).
+Everything here is composed from differentiable ops (cat, stack, narrow, indexing), so gradients
+flow back to each sequence as in torch.
 """
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from nanoframe.errors import NanoframeError
 from nanoframe.ops.shape import cat, narrow, stack
-from nanoframe.tensor import Tensor
+from nanoframe.tensor import Tensor, as_array
 
 
 def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
@@ -52,3 +63,138 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False):
         if not 0 <= n <= T:
             raise ValueError(f"unpad_sequence: lengths[{b}] = {n} is outside [0, {T}]")
     return [narrow(padded_sequences[b], 0, 0, n) for b, n in enumerate(lengths)]
+
+
+class PackedSequence(NamedTuple):
+    """torch.nn.utils.rnn.PackedSequence: data (N, *), batch_sizes (T,) int64, sorted_indices and
+    unsorted_indices (B,) int64 or None. Build one with pack_padded_sequence or pack_sequence."""
+    data: Tensor
+    batch_sizes: Tensor
+    sorted_indices: Optional[Tensor] = None
+    unsorted_indices: Optional[Tensor] = None
+
+    def to(self, *args, **kwargs):
+        """The same packing with data.to(...) (a dtype or a device); the indices stay int64."""
+        data = self.data.to(*args, **kwargs)
+        return self if data is self.data else self._replace(data=data)
+
+    def cpu(self):
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    @property
+    def is_cuda(self):
+        return False
+
+
+def _lengths_array(lengths, batch, op):
+    """lengths as a 1-D int64 ndarray of B values >= 1 (a list, ndarray or integer Tensor)."""
+    arr = np.asarray(as_array(lengths) if isinstance(lengths, Tensor) else lengths)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise NanoframeError(f"{op}: lengths must be a 1-D sequence of ints, got {arr.dtype} of shape {arr.shape}")
+    if arr.shape[0] != batch:
+        raise NanoframeError(f"{op}: {arr.shape[0]} lengths for a batch of {batch} sequences")
+    if batch and arr.min() < 1:
+        raise NanoframeError(f"{op}: every length must be at least 1, got {int(arr.min())}")
+    return arr.astype(np.int64)
+
+
+def _positions(batch_sizes):
+    """(time step, sorted row) of every row of packed data, in packed order."""
+    steps = np.repeat(np.arange(len(batch_sizes)), batch_sizes)
+    rows = np.concatenate([np.arange(n) for n in batch_sizes]) if len(batch_sizes) else np.zeros(0, np.int64)
+    return steps, rows
+
+
+def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
+    """Pack a padded batch (T, B, *) ((B, T, *) with batch_first) whose sequence b has lengths[b]
+    steps. enforce_sorted=True requires the lengths in decreasing order (as torch does);
+    enforce_sorted=False sorts them (stably) and records the permutation."""
+    op = "pack_padded_sequence"
+    if not isinstance(input, Tensor) or input.dim() < 2:
+        raise NanoframeError(f"{op}: input must be a Tensor of at least 2 dims (T, B, *), got "
+                             f"{getattr(input, 'shape', type(input).__name__)}")
+    if batch_first:
+        input = input.transpose(0, 1)
+    T, B = input.shape[0], input.shape[1]
+    lens = _lengths_array(lengths, B, op)
+    if B == 0:
+        raise NanoframeError(f"{op}: the batch is empty")
+    if lens.max() > T:
+        raise NanoframeError(f"{op}: a length of {int(lens.max())} is longer than the input's {T} steps")
+    if enforce_sorted:
+        if np.any(np.diff(lens) > 0):
+            raise NanoframeError(f"{op}: lengths must be in decreasing order when enforce_sorted=True "
+                                 "(pass enforce_sorted=False to have them sorted)")
+        order, sorted_indices, unsorted_indices = np.arange(B), None, None
+    else:
+        order = np.argsort(-lens, kind="stable")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(B)
+        sorted_indices, unsorted_indices = Tensor(order.astype(np.int64)), Tensor(inverse.astype(np.int64))
+    sorted_lens = lens[order]
+    batch_sizes = (sorted_lens[None, :] > np.arange(int(sorted_lens[0]))[:, None]).sum(axis=1)
+    steps, rows = _positions(batch_sizes)
+    flat = input.reshape(T * B, *input.shape[2:])
+    data = flat[steps * B + order[rows]]                               # (N, *)
+    return PackedSequence(data, Tensor(batch_sizes.astype(np.int64)), sorted_indices, unsorted_indices)
+
+
+def _check_packed(sequence, op):
+    if not isinstance(sequence, PackedSequence):
+        raise NanoframeError(f"{op}: expected a PackedSequence, got {type(sequence).__name__}")
+    bs = np.asarray(as_array(sequence.batch_sizes))
+    data = sequence.data
+    if (bs.ndim != 1 or bs.size == 0 or bs.dtype.kind not in "iu" or bs.min() < 1 or np.any(np.diff(bs) > 0)
+            or data.dim() < 1 or int(bs.sum()) != data.shape[0]):
+        raise NanoframeError(f"{op}: batch_sizes must be positive, non-increasing and sum to data's first dim "
+                             f"({data.shape[0] if data.dim() else 'none'}), got {bs.tolist() if bs.ndim == 1 else bs}")
+    order = None
+    if sequence.unsorted_indices is not None:
+        order = np.asarray(as_array(sequence.unsorted_indices))
+        if order.shape != (int(bs[0]),) or not np.array_equal(np.sort(order), np.arange(int(bs[0]))):
+            raise NanoframeError(f"{op}: unsorted_indices must be a permutation of the {int(bs[0])} sequences")
+    return bs.astype(np.int64), order
+
+
+def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
+    """(padded (T, B, *) or (B, T, *), lengths (B,) int64), both in the order the batch had before
+    packing; T is the longest length, or total_length when given (not shorter)."""
+    op = "pad_packed_sequence"
+    bs, unsorted = _check_packed(sequence, op)
+    T, B = len(bs), int(bs[0])
+    if total_length is not None:
+        if int(total_length) < T:
+            raise NanoframeError(f"{op}: total_length = {total_length} is shorter than the longest sequence ({T})")
+        T = int(total_length)
+    data = sequence.data
+    n = data.shape[0]
+    steps, rows = _positions(bs)
+    where = np.full(T * B, n, dtype=np.int64)                          # padding: the extra last row
+    where[steps * B + rows] = np.arange(n)
+    if unsorted is not None:                                          # sorted row j -> the caller's order
+        where = where.reshape(T, B)[:, unsorted].reshape(-1)
+    pad = data.new_full((1,) + tuple(data.shape[1:]), padding_value)
+    padded = cat([data, pad])[where].reshape(T, B, *data.shape[1:])
+    lengths = (bs[None, :] > np.arange(B)[:, None]).sum(axis=1)       # sorted order
+    if unsorted is not None:
+        lengths = lengths[unsorted]
+    return (padded.transpose(0, 1) if batch_first else padded), Tensor(lengths.astype(np.int64))
+
+
+def pack_sequence(sequences, enforce_sorted=True):
+    """Pack a list of tensors (L_i, *): pad_sequence, then pack_padded_sequence."""
+    sequences = list(sequences)
+    lengths = [s.shape[0] if isinstance(s, Tensor) and s.dim() else 0 for s in sequences]
+    return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
+
+
+def unpack_sequence(packed_sequences):
+    """The inverse of pack_sequence: the list of tensors (L_i, *), in the original order."""
+    padded, lengths = pad_packed_sequence(packed_sequences)
+    return unpad_sequence(padded, lengths.tolist())

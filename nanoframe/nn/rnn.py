@@ -137,7 +137,7 @@ class RNNBase(Module):
         own steps, the reverse direction starting at its last one; h_n (and c_n) hold each sequence's
         final state, in the caller's order, and hx is read in that order too."""
         name, is_lstm = type(self).__name__, self.mode == "LSTM"
-        bs, unsorted = _check_packed(packed, name)
+        bs, order, unsorted = _check_packed(packed, name)
         data, dtype = packed.data, self._parameters["weight_ih_l0"].dtype
         if data.dim() != 2 or data.shape[1] != self.input_size or data.dtype != dtype:
             raise NanoframeError(f"{name}: a PackedSequence's data must be (N, input_size={self.input_size}) of "
@@ -150,8 +150,7 @@ class RNNBase(Module):
         x = shape_ops.cat([data, data.new_zeros(1, self.input_size)])[where].reshape(t, b, self.input_size)
         dirs = 2 if self.bidirectional else 1
         h0, c0 = self._initial_state(hx, True, b, dirs, dtype)
-        if unsorted is not None and hx is not None:    # hx is in the caller's order: sort its rows
-            order = np.asarray(as_array(packed.sorted_indices))
+        if order is not None and hx is not None:       # hx is in the caller's order: sort its rows
             h0 = h0[:, order]
             c0 = c0[:, order] if is_lstm else None
         output, h_n, c_n = self._layers(x, h0, c0, batch_sizes=bs)

@@ -182,31 +182,3 @@ def test_torch_import_path_and_to():
     assert packed.to(np.float32).data.dtype == np.float32 and packed.float().batch_sizes.tolist() == [2, 1]
     assert packed.sorted_indices is None and packed.unsorted_indices is None and not packed.is_cuda
 
-
-def test_packed_batch_rows_split_over_two_threads(monkeypatch):
-    """The batch rows are shared out over the threads, each chunk with its own real-row boundary
-    per step: one and two threads give the same outputs, states and gradients."""
-    import nanoframe.parallel as par
-
-    before = nanoframe.get_num_threads()
-    nanoframe.set_num_threads(2)
-    if nanoframe.get_num_threads() != 2:
-        pytest.skip("nanoframe cannot run two threads here")
-    monkeypatch.setattr(par, "MIN_PARALLEL_SIZE", 0)
-    rng = np.random.default_rng(4)
-    x, lengths = rng.standard_normal((6, 5, 3)), [2, 6, 1, 6, 4]
-    results = []
-    try:
-        for threads in (1, 2):
-            nanoframe.set_num_threads(threads)
-            nanoframe.manual_seed(0)
-            lstm = nn.LSTM(3, 4, bidirectional=True, dtype=np.float64)
-            xn = Tensor(x.copy(), requires_grad=True)
-            out, (h, c) = lstm(R.pack_padded_sequence(xn, lengths, enforce_sorted=False))
-            (out.data.sum() + (h * h).sum() + c.sum()).backward()
-            results.append([out.data.array, h.array, c.array, xn.grad.array] +
-                           [p.grad.array for p in lstm.parameters()])
-    finally:
-        nanoframe.set_num_threads(before)
-    for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

@@ -10,11 +10,11 @@ LSTM and GRU modules take one and return one, skipping each sequence's padding (
 Everything here is composed from differentiable ops (cat, stack, narrow, indexing), so gradients
 flow back to each sequence as in torch.
 """
-from typing import NamedTuple, Optional
+from collections import namedtuple
 
 import numpy as np
 
-from nanoframe.errors import NanoframeError
+from nanoframe.errors import NanoframeError, bounded
 from nanoframe.ops.shape import cat, narrow, stack
 from nanoframe.tensor import Tensor, as_array
 
@@ -65,13 +65,20 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False):
     return [narrow(padded_sequences[b], 0, 0, n) for b, n in enumerate(lengths)]
 
 
-class PackedSequence(NamedTuple):
+class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])):
     """torch.nn.utils.rnn.PackedSequence: data (N, *), batch_sizes (T,) int64, sorted_indices and
-    unsorted_indices (B,) int64 or None. Build one with pack_padded_sequence or pack_sequence."""
-    data: Tensor
-    batch_sizes: Tensor
-    sorted_indices: Optional[Tensor] = None
-    unsorted_indices: Optional[Tensor] = None
+    unsorted_indices (B,) int64 or None. Build one with pack_padded_sequence or pack_sequence; built
+    by hand, as in torch, unsorted_indices defaults to the inverse of sorted_indices."""
+    __slots__ = ()
+
+    def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
+        if unsorted_indices is None and sorted_indices is not None:
+            order = np.asarray(as_array(sorted_indices))
+            if order.ndim == 1 and order.dtype.kind in "iu" and np.array_equal(np.sort(order), np.arange(order.size)):
+                inverse = np.empty_like(order)
+                inverse[order] = np.arange(order.size)
+                unsorted_indices = Tensor(inverse.astype(np.int64))    # else _check_packed says what is wrong
+        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
     def to(self, *args, **kwargs):
         """The same packing with data.to(...) (a dtype or a device); the indices stay int64."""
@@ -94,7 +101,10 @@ class PackedSequence(NamedTuple):
 
 def _lengths_array(lengths, batch, op):
     """lengths as a 1-D int64 ndarray of B values >= 1 (a list, ndarray or integer Tensor)."""
-    arr = np.asarray(as_array(lengths) if isinstance(lengths, Tensor) else lengths)
+    try:
+        arr = np.asarray(as_array(lengths) if isinstance(lengths, Tensor) else lengths)
+    except (TypeError, ValueError):                  # ragged or not numbers
+        raise NanoframeError(f"{op}: lengths must be a 1-D sequence of ints, got {bounded(repr(lengths))}") from None
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
         raise NanoframeError(f"{op}: lengths must be a 1-D sequence of ints, got {arr.dtype} of shape {arr.shape}")
     if arr.shape[0] != batch:
@@ -145,30 +155,50 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
     return PackedSequence(data, Tensor(batch_sizes.astype(np.int64)), sorted_indices, unsorted_indices)
 
 
+def _permutation(indices, b, name, op):
+    """indices (B,) as an int64 ndarray holding a permutation of range(B), or None."""
+    if indices is None:
+        return None
+    order = np.asarray(as_array(indices))
+    if order.shape != (b,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order), np.arange(b)):
+        raise NanoframeError(f"{op}: {name} must be a permutation of the {b} sequences' indices, got "
+                             f"{bounded(str(order.tolist()))} ({order.dtype})")
+    return order.astype(np.int64)
+
+
 def _check_packed(sequence, op):
+    """(batch_sizes, sorted_indices, unsorted_indices) of a well-formed PackedSequence as int64
+    ndarrays (the indices None when absent); NanoframeError otherwise."""
     if not isinstance(sequence, PackedSequence):
         raise NanoframeError(f"{op}: expected a PackedSequence, got {type(sequence).__name__}")
-    bs = np.asarray(as_array(sequence.batch_sizes))
     data = sequence.data
+    if not isinstance(data, Tensor) or data.dim() < 1:
+        raise NanoframeError(f"{op}: a PackedSequence's data must be a Tensor (N, *), got "
+                             f"{type(data).__name__} {getattr(data, 'shape', '')}")
+    try:
+        bs = np.asarray(as_array(sequence.batch_sizes))
+    except (TypeError, ValueError):
+        bs = np.zeros(0)
     if (bs.ndim != 1 or bs.size == 0 or bs.dtype.kind not in "iu" or bs.min() < 1 or np.any(np.diff(bs) > 0)
-            or data.dim() < 1 or int(bs.sum()) != data.shape[0]):
+            or int(bs.sum()) != data.shape[0]):
         raise NanoframeError(f"{op}: batch_sizes must be positive, non-increasing and sum to data's first dim "
-                             f"({data.shape[0] if data.dim() else 'none'}), got {bs.tolist() if bs.ndim == 1 else bs}")
-    order = None
-    if sequence.unsorted_indices is not None:
-        order = np.asarray(as_array(sequence.unsorted_indices))
-        if order.shape != (int(bs[0]),) or not np.array_equal(np.sort(order), np.arange(int(bs[0]))):
-            raise NanoframeError(f"{op}: unsorted_indices must be a permutation of the {int(bs[0])} sequences")
-    return bs.astype(np.int64), order
+                             f"({data.shape[0]}), got {bounded(str(bs.tolist()))}")
+    b = int(bs[0])
+    return (bs.astype(np.int64), _permutation(sequence.sorted_indices, b, "sorted_indices", op),
+            _permutation(sequence.unsorted_indices, b, "unsorted_indices", op))
 
 
 def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
     """(padded (T, B, *) or (B, T, *), lengths (B,) int64), both in the order the batch had before
     packing; T is the longest length, or total_length when given (not shorter)."""
     op = "pad_packed_sequence"
-    bs, unsorted = _check_packed(sequence, op)
+    bs, _, unsorted = _check_packed(sequence, op)
     T, B = len(bs), int(bs[0])
+    if isinstance(padding_value, bool) or not isinstance(padding_value, (int, float, np.number)):
+        raise NanoframeError(f"{op}: padding_value must be a number, got {bounded(repr(padding_value))}")
     if total_length is not None:
+        if isinstance(total_length, bool) or not isinstance(total_length, (int, np.integer)):
+            raise NanoframeError(f"{op}: total_length must be an int, got {bounded(repr(total_length))}")
         if int(total_length) < T:
             raise NanoframeError(f"{op}: total_length = {total_length} is shorter than the longest sequence ({T})")
         T = int(total_length)
@@ -190,7 +220,13 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
 def pack_sequence(sequences, enforce_sorted=True):
     """Pack a list of tensors (L_i, *): pad_sequence, then pack_padded_sequence."""
     sequences = list(sequences)
-    lengths = [s.shape[0] if isinstance(s, Tensor) and s.dim() else 0 for s in sequences]
+    if not sequences:
+        raise NanoframeError("pack_sequence: received an empty list of sequences")
+    for i, s in enumerate(sequences):
+        if not isinstance(s, Tensor) or s.dim() == 0:
+            raise NanoframeError(f"pack_sequence: sequences[{i}] must be a Tensor (L, *), got {type(s).__name__} "
+                                 f"{getattr(s, 'shape', '')}")
+    lengths = [s.shape[0] for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
 
 

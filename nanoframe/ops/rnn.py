@@ -54,7 +54,7 @@ def _real_end(batch_sizes, step, b0, b1):
 
 
 def _final_rows(out, extra):
-    """out with `extra` final-state rows (k, B, H) appended after its t time steps."""
+    """out with the final-state rows `extra` (k, B, H) appended after it."""
     full = np.empty((out.shape[0] + len(extra),) + out.shape[1:], dtype=out.dtype)
     full[:out.shape[0]] = out
     full[out.shape[0]:] = extra
@@ -78,7 +78,7 @@ def _in_time_order(a, reverse):
 class LSTMLayerFunction(Function):
     """xp (T, B, 4H), w_hh (4H, H), b_hh (4H,) or None, h0 (B, H), c0 (B, H) -> out (T + 1, B, H):
     out[:T] the hidden states in time order, out[T] the last cell state c_n (the caller slices
-    h_n from out[:T]).
+    h_n from out[:T]; with batch_sizes, out is (T + 2, B, H) and out[T + 1] is h_n).
 
         i, f, o = sigmoid(.), g = tanh(.) of xp_t + h W_hh^T + b_hh
         c' = f c + i g,   h' = o tanh(c')
@@ -185,7 +185,8 @@ class LSTMLayerFunction(Function):
 
 
 class GRULayerFunction(Function):
-    """xp (T, B, 3H), w_hh (3H, H), b_hh (3H,) or None, h0 (B, H) -> hidden states (T, B, H).
+    """xp (T, B, 3H), w_hh (3H, H), b_hh (3H,) or None, h0 (B, H) -> hidden states (T, B, H)
+    (with batch_sizes, (T + 1, B, H): h_n last).
 
         hp = h W_hh^T + b_hh   (b_hh stays inside: the n gate uses r * (W_hn h + b_hn))
         r = sigmoid(xp_r + hp_r), z = sigmoid(xp_z + hp_z), n = tanh(xp_n + r hp_n)
@@ -286,7 +287,8 @@ class GRULayerFunction(Function):
 
 
 class RNNLayerFunction(Function):
-    """xp (T, B, H), w_hh (H, H), b_hh (H,) or None, h0 (B, H) -> hidden states (T, B, H):
+    """xp (T, B, H), w_hh (H, H), b_hh (H,) or None, h0 (B, H) -> hidden states (T, B, H) (with
+    batch_sizes, (T + 1, B, H): h_n last):
         h' = tanh(xp_t + h W_hh^T + b_hh)   (or relu)
     Backward: dpre = dh (1 - h'^2) (tanh) or dh [h' > 0] (relu), dh_prev = dpre W_hh.
     Saves the hidden states (T + 1, B, H)."""

@@ -130,6 +130,21 @@ _GELU_C = 0.044715
 CHUNK = 65536  # elements per chunk of the elementwise chains: a few 256 KiB float32 blocks stay in L2
 
 
+def in_chunks(n, dtype, scratch=2):
+    """@in_chunks(n, dtype) above body(a, b, s1, s2): an elementwise chain over elements [0, n) in
+    chunks [a, b) of at most CHUNK, shared out over nanoframe.parallel's threads; each thread
+    allocates its `scratch` arrays once and gets them cut to the chunk's length."""
+    def run(body):
+        @parallel_blocks(n, CHUNK)
+        def _(i, j):
+            buffers = [np.empty(min(j - i, CHUNK), dtype) for _ in range(scratch)]
+            for a in range(i, j, CHUNK):
+                b = min(a + CHUNK, j)
+                body(a, b, *(buf[: b - a] for buf in buffers))
+
+    return run
+
+
 def gelu_forward(x, approximate="none", with_grad=True):
     """The GELU kernel on an ndarray: (y, dy/dx), or (y, None) without with_grad (inference).
 
@@ -141,14 +156,10 @@ def gelu_forward(x, approximate="none", with_grad=True):
     y = np.empty_like(x)
     dydx = np.empty_like(x) if with_grad else None
     chunk = _gelu_tanh_chunk if approximate == "tanh" else _gelu_erf_chunk
-    n = x.shape[0]
 
-    @parallel_blocks(n, CHUNK)
-    def _(i, j):
-        s1, s2 = np.empty(min(j - i, CHUNK), x.dtype), np.empty(min(j - i, CHUNK), x.dtype)
-        for a in range(i, j, CHUNK):
-            b = min(a + CHUNK, j)
-            chunk(x[a:b], y[a:b], None if dydx is None else dydx[a:b], s1[: b - a], s2[: b - a])
+    @in_chunks(x.shape[0], x.dtype)
+    def _(a, b, s1, s2):
+        chunk(x[a:b], y[a:b], None if dydx is None else dydx[a:b], s1, s2)
 
     return y.reshape(shape), (None if dydx is None else dydx.reshape(shape))
 

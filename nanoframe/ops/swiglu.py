@@ -13,7 +13,7 @@ and u are not kept alive by this op: the same design as GELUOp (ops/activation.p
 import numpy as np
 
 from nanoframe.autograd import Function
-from nanoframe.ops.activation import CHUNK
+from nanoframe.ops.activation import CHUNK, in_chunks
 from nanoframe.parallel import parallel_blocks
 from nanoframe.tensor import as_array
 
@@ -27,27 +27,23 @@ def swiglu_forward(gate, up, with_grad=True):
     y = np.empty_like(g)
     d_up = np.empty_like(g) if with_grad else None
     d_gate = np.empty_like(g) if with_grad else None
-    n = g.shape[0]
 
-    @parallel_blocks(n, CHUNK)
-    def _(i, j):
-        s, t = np.empty(min(j - i, CHUNK), g.dtype), np.empty(min(j - i, CHUNK), g.dtype)
-        for a in range(i, j, CHUNK):
-            b = min(a + CHUNK, j)
-            ga, ua, sa, ta = g[a:b], u[a:b], s[: b - a], t[: b - a]
-            np.negative(ga, out=sa)
-            with np.errstate(over="ignore", under="ignore"):   # exp(-g) = inf (g < -88, float32): s = 0, exact
-                np.exp(sa, out=sa)
-            sa += 1.0
-            np.divide(1.0, sa, out=sa)                 # s = sigmoid(g) = 1 / (1 + exp(-g))
-            silu = d_up[a:b] if with_grad else ta
-            np.multiply(ga, sa, out=silu)              # silu(g) = dy/du
-            np.multiply(silu, ua, out=y[a:b])          # y = silu(g) u
-            if with_grad:
-                np.subtract(1.0, sa, out=ta)
-                ta *= silu
-                ta += sa                               # dsilu(g) = s + silu(g) (1 - s)
-                np.multiply(ta, ua, out=d_gate[a:b])   # dy/dg = u dsilu(g)
+    @in_chunks(g.shape[0], g.dtype)
+    def _(a, b, sa, ta):
+        ga, ua = g[a:b], u[a:b]
+        np.negative(ga, out=sa)
+        with np.errstate(over="ignore", under="ignore"):   # exp(-g) = inf (g < -88, float32): s = 0, exact
+            np.exp(sa, out=sa)
+        sa += 1.0
+        np.divide(1.0, sa, out=sa)                     # s = sigmoid(g) = 1 / (1 + exp(-g))
+        silu = d_up[a:b] if with_grad else ta
+        np.multiply(ga, sa, out=silu)                  # silu(g) = dy/du
+        np.multiply(silu, ua, out=y[a:b])              # y = silu(g) u
+        if with_grad:
+            np.subtract(1.0, sa, out=ta)
+            ta *= silu
+            ta += sa                                   # dsilu(g) = s + silu(g) (1 - s)
+            np.multiply(ta, ua, out=d_gate[a:b])       # dy/dg = u dsilu(g)
 
     if not with_grad:
         return y.reshape(shape), None, None

@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.helpers.hf import tiny_hf_folder
+from tests.helpers.hf import assert_export_matches_transformers, tiny_hf_folder
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. "
@@ -34,9 +33,8 @@ def qwen2_folder(tmp_path):
 
 
 def test_qwen2_lora_finetune_killed_and_resumed_equals_uninterrupted(qwen2_folder, tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    import nanoframe as nf
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     from nanoframe.io import load_safetensors
     from nanoframe.training.run import load_for_inference
 
@@ -67,12 +65,6 @@ def test_qwen2_lora_finetune_killed_and_resumed_equals_uninterrupted(qwen2_folde
     merged = tmp_path / "merged"
     assert run("lora", "merge", "--base", qwen2_folder, "--adapter", killed, "--out", merged).returncode == 0
     model, _, _, _ = load_for_inference(merged)
-    model.to_hf(tmp_path / "exported")
+    assert_export_matches_transformers(model, tmp_path / "exported")
     written = json.loads((tmp_path / "exported" / "config.json").read_text())
     assert written["model_type"] == "qwen2" and written["tie_word_embeddings"] is True
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "exported").eval()
-    ids = np.array([[1, 5, 9, 2, 7, 3]])
-    with torch.no_grad():
-        ref = theirs(torch.tensor(ids)).logits.numpy()
-    with nf.no_grad():
-        np.testing.assert_allclose(model.eval()(ids)[0].array, ref, rtol=1e-4, atol=1e-5)

@@ -20,3 +20,22 @@ def tiny_hf_folder(folder, family, text, vocab_size, **config):
     model_cls(cfg).save_pretrained(folder, safe_serialization=True)
     tok.save_tokenizer_json(folder / "tokenizer.json")
     return folder
+
+
+def assert_export_matches_transformers(model, folder, ids=((1, 5, 9, 2, 7, 3),)):
+    """model.to_hf(folder), then transformers' AutoModelForCausalLM loads it and gives the same
+    logits as model on ids (rtol 1e-4); returns those logits."""
+    import numpy as np
+
+    import nanoframe as nf
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    ids = np.array(ids)
+    model.to_hf(folder)
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        ref = theirs(torch.tensor(ids)).logits.numpy()
+    with nf.no_grad():
+        np.testing.assert_allclose(model.eval()(ids)[0].array, ref, rtol=1e-4, atol=1e-5)
+    return ref

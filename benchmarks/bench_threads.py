@@ -348,6 +348,18 @@ def train(configs, strategies, rounds, steps, warmup, markdown):
     return "\n".join(lines)
 
 
+def _print_table(columns, rows, *formats, missing=None):
+    """A markdown table of rows (label, number, ...), each number in its column's format; rows None
+    (the measurement needs a BLAS nanoframe sets, with 2+ threads) prints why instead."""
+    if rows is None:
+        print(f"{missing}: needs a BLAS nanoframe sets, with 2+ threads\n")
+        return
+    print("| " + " | ".join(columns) + " |\n|---|" + "---:|" * (len(columns) - 1))
+    for label, *values in rows:
+        print(f"| {label} | " + " | ".join(format(v, f) for v, f in zip(values, formats)) + " |")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--handoff", action="store_true")
@@ -368,30 +380,13 @@ def main():
     if not (args.handoff or args.spin or args.train or args.timeline):
         ap.error("choose --handoff, --spin, --timeline and/or --train")
     if args.handoff:
-        print("| quantity | us (or as named) |\n|---|---:|")
-        for label, value in handoff():
-            print(f"| {label} | {value:.3g} |")
-        print()
+        _print_table(["quantity", "us (or as named)"], handoff(), ".3g")
     if args.spin:
-        after = spin()
-        if after is None:
-            print("--spin: needs a BLAS nanoframe sets, with 2+ threads\n")
-        else:
-            print("| after | region right after (ms) | CPU burnt by the BLAS's workers in the next 0.5 s (ms) |")
-            print("|---|---:|---:|")
-            for label, ms, burnt in after:
-                print(f"| {label} | {ms:.2f} | {burnt:.1f} |")
-            print()
+        _print_table(["after", "region right after (ms)", "CPU burnt by the BLAS's workers in the next 0.5 s (ms)"],
+                     spin(), ".2f", ".1f", missing="--spin")
     if args.timeline:
-        rows = timeline()
-        if rows is None:
-            print("--timeline: needs a BLAS nanoframe sets, with 2+ threads\n")
-        else:
-            print("| two-chunk GEMM region, medians (us from entering it) | caller's chunk starts | worker's "
-                  "chunk starts | region ends |\n|---|---:|---:|---:|")
-            for label, caller, worker, end in rows:
-                print(f"| {label} | {caller:.1f} | {worker:.1f} | {end:.1f} |")
-            print()
+        _print_table(["two-chunk GEMM region, medians (us from entering it)", "caller's chunk starts",
+                      "worker's chunk starts", "region ends"], timeline(), ".1f", ".1f", ".1f", missing="--timeline")
     if args.train:
         for name in args.strategies.split(","):
             if name.partition("+")[0] not in STRATEGIES:

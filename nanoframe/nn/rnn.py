@@ -15,7 +15,7 @@ from nanoframe.errors import NanoframeError
 from nanoframe.nn import init
 from nanoframe.nn.layers import _float_dtype
 from nanoframe.nn.module import Module, Parameter
-from nanoframe.nn.utils.rnn import PackedSequence, _check_packed, _positions
+from nanoframe.nn.utils.rnn import PackedSequence, _check_packed, _grid
 from nanoframe.ops import shape as shape_ops
 from nanoframe.ops.rnn import GRULayerFunction, LSTMLayerFunction, RNNLayerFunction
 from nanoframe.tensor import Tensor, as_array
@@ -142,11 +142,8 @@ class RNNBase(Module):
         if data.dim() != 2 or data.shape[1] != self.input_size or data.dtype != dtype:
             raise NanoframeError(f"{name}: a PackedSequence's data must be (N, input_size={self.input_size}) of "
                                  f"dtype {np.dtype(dtype).name}, got shape {tuple(data.shape)} dtype {data.dtype}")
-        t, b, n = len(bs), int(bs[0]), data.shape[0]
-        steps, rows = _positions(bs)
-        flat = steps * b + rows                        # each packed row's place in the (T, B) grid
-        where = np.full(t * b, n, dtype=np.int64)
-        where[flat] = np.arange(n)
+        t, b = len(bs), int(bs[0])
+        where, flat = _grid(bs, t)                     # packed rows <-> the sorted (T, B) grid
         x = shape_ops.cat([data, data.new_zeros(1, self.input_size)])[where].reshape(t, b, self.input_size)
         dirs = 2 if self.bidirectional else 1
         h0, c0 = self._initial_state(hx, True, b, dirs, dtype)

@@ -65,6 +65,18 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False):
     return [narrow(padded_sequences[b], 0, 0, n) for b, n in enumerate(lengths)]
 
 
+def _is_permutation(order, b):
+    """order is a 1-D integer ndarray holding each of 0 .. b - 1 once."""
+    return order.shape == (b,) and order.dtype.kind in "iu" and np.array_equal(np.sort(order), np.arange(b))
+
+
+def _inverse(order):
+    """The inverse permutation of order, as int64."""
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.arange(order.size)
+    return inverse
+
+
 class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])):
     """torch.nn.utils.rnn.PackedSequence: data (N, *), batch_sizes (T,) int64, sorted_indices and
     unsorted_indices (B,) int64 or None. Build one with pack_padded_sequence or pack_sequence; built
@@ -74,10 +86,8 @@ class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorte
     def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
         if unsorted_indices is None and sorted_indices is not None:
             order = np.asarray(as_array(sorted_indices))
-            if order.ndim == 1 and order.dtype.kind in "iu" and np.array_equal(np.sort(order), np.arange(order.size)):
-                inverse = np.empty_like(order)
-                inverse[order] = np.arange(order.size)
-                unsorted_indices = Tensor(inverse.astype(np.int64))    # else _check_packed says what is wrong
+            if _is_permutation(order, order.size):                      # else _check_packed says what is wrong
+                unsorted_indices = Tensor(_inverse(order))
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
     def to(self, *args, **kwargs):
@@ -121,6 +131,18 @@ def _positions(batch_sizes):
     return steps, rows
 
 
+def _grid(batch_sizes, t):
+    """Between packed rows and a (t, B) grid in sorted order, B = batch_sizes[0]: (where (t B,), the
+    packed row at each grid place or N, the padding row past the data; flat (N,), each packed row's
+    grid place)."""
+    b, n = int(batch_sizes[0]), int(batch_sizes.sum())
+    steps, rows = _positions(batch_sizes)
+    flat = steps * b + rows
+    where = np.full(t * b, n, dtype=np.int64)
+    where[flat] = np.arange(n)
+    return where, flat
+
+
 def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
     """Pack a padded batch (T, B, *) ((B, T, *) with batch_first) whose sequence b has lengths[b]
     steps. enforce_sorted=True requires the lengths in decreasing order (as torch does);
@@ -144,9 +166,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
         order, sorted_indices, unsorted_indices = np.arange(B), None, None
     else:
         order = np.argsort(-lens, kind="stable")
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(B)
-        sorted_indices, unsorted_indices = Tensor(order.astype(np.int64)), Tensor(inverse.astype(np.int64))
+        sorted_indices, unsorted_indices = Tensor(order.astype(np.int64)), Tensor(_inverse(order))
     sorted_lens = lens[order]
     batch_sizes = (sorted_lens[None, :] > np.arange(int(sorted_lens[0]))[:, None]).sum(axis=1)
     steps, rows = _positions(batch_sizes)
@@ -160,7 +180,7 @@ def _permutation(indices, b, name, op):
     if indices is None:
         return None
     order = np.asarray(as_array(indices))
-    if order.shape != (b,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order), np.arange(b)):
+    if not _is_permutation(order, b):
         raise NanoframeError(f"{op}: {name} must be a permutation of the {b} sequences' indices, got "
                              f"{bounded(str(order.tolist()))} ({order.dtype})")
     return order.astype(np.int64)
@@ -203,10 +223,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
             raise NanoframeError(f"{op}: total_length = {total_length} is shorter than the longest sequence ({T})")
         T = int(total_length)
     data = sequence.data
-    n = data.shape[0]
-    steps, rows = _positions(bs)
-    where = np.full(T * B, n, dtype=np.int64)                          # padding: the extra last row
-    where[steps * B + rows] = np.arange(n)
+    where, _ = _grid(bs, T)
     if unsorted is not None:                                          # sorted row j -> the caller's order
         where = where.reshape(T, B)[:, unsorted].reshape(-1)
     pad = data.new_full((1,) + tuple(data.shape[1:]), padding_value)
